@@ -10,7 +10,8 @@
 // the readable region except prepare() when it has to make room, and that copy
 // is amortised O(1) per byte (see bytes_moved()): the buffer slides the
 // readable region to the front only when it is no longer than the consumed
-// prefix, and otherwise grows geometrically.
+// prefix (so slides copy at most what was consumed), and otherwise grows
+// geometrically (so growth copies less than twice the final allocation).
 //
 // An optional limit caps size(): prepare() then hands out only what fits and
 // append() refuses instead of growing. This is the hook for backpressure: a
@@ -91,7 +92,8 @@ public:
     // Bytes currently allocated.
     std::size_t capacity() const noexcept { return capacity_; }
     // Readable bytes copied by compaction or growth since construction. The
-    // amortisation contract: bytes_moved() <= total bytes committed.
+    // amortisation contract: bytes_moved() <= bytes consumed + 2 * the
+    // largest capacity() reached (per allocation, after release_if_empty()).
     std::uint64_t bytes_moved() const noexcept { return bytes_moved_; }
 
 private:

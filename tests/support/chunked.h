@@ -1,0 +1,77 @@
+// Feeding a FrameDecoder a stream in given chunks and collecting what it
+// yields, in the same shape as the reference decoder's outcome.
+#pragma once
+
+#include "core/frame.h"
+#include "tests/support/reference_decoder.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <vector>
+
+namespace eagain::testing {
+
+inline OwnedFrame own(const Frame& frame) {
+    return OwnedFrame{frame.stream_offset, {frame.header.begin(), frame.header.end()},
+                      {frame.body.begin(), frame.body.end()}};
+}
+
+// Drains decoder.next() into out until it needs more or has failed; returns
+// the last result.
+inline DecodeResult drain(FrameDecoder& decoder, std::vector<OwnedFrame>& out) {
+    for (;;) {
+        DecodeResult result = decoder.next();
+        if (result.status != DecodeStatus::frame) {
+            return result;
+        }
+        out.push_back(own(result.frame));
+    }
+}
+
+// Splits stream at the given chunk sizes (the last chunk takes whatever is
+// left), writing odd chunks recv-style through prepare/commit and even ones
+// through feed(), draining after each.
+inline ReferenceOutcome decode_in_chunks(const FrameSpec& spec, std::span<const std::uint8_t> stream,
+                                         std::span<const std::size_t> chunk_sizes) {
+    FrameDecoder decoder(spec);
+    ReferenceOutcome outcome;
+    DecodeResult last = decoder.next();
+    std::size_t at = 0;
+    std::size_t chunk_index = 0;
+    while (at < stream.size()) {
+        std::size_t n = stream.size() - at;
+        if (chunk_index < chunk_sizes.size()) {
+            n = std::min(n, chunk_sizes[chunk_index]);
+        }
+        const std::span<const std::uint8_t> chunk = stream.subspan(at, n);
+        if (chunk_index % 2 == 0) {
+            if (!decoder.feed(chunk)) {
+                break;  // caller checks the outcome; a refused feed loses frames
+            }
+        } else {
+            const std::span<std::uint8_t> space = decoder.prepare(n);
+            std::memcpy(space.data(), chunk.data(), space.size());
+            decoder.commit(space.size());
+            n = space.size();
+        }
+        at += n;
+        ++chunk_index;
+        last = drain(decoder, outcome.frames);
+    }
+    outcome.final_status = last.status;
+    outcome.bytes_missing = last.status == DecodeStatus::need_more ? last.bytes_missing : 0;
+    outcome.error = last.error;
+    return outcome;
+}
+
+inline std::vector<std::uint8_t> bytes_of(std::initializer_list<int> values) {
+    std::vector<std::uint8_t> out;
+    for (const int v : values) {
+        out.push_back(static_cast<std::uint8_t>(v));
+    }
+    return out;
+}
+
+}  // namespace eagain::testing
