@@ -144,9 +144,9 @@ EncodeError encode_header(const FrameSpec& spec, std::span<std::uint8_t> header,
         }
         length_field -= adjustment;
     } else {
-        if (length_field > max_u64 - adjustment) {
-            return EncodeError::length_unrepresentable;
-        }
+        // Cannot wrap: body_bytes <= max_frame_bytes <= PTRDIFF_MAX (validate)
+        // and adjustment <= 2^63, so the sum is at most 2^64 - 1.
+        EAGAIN_ASSERT(length_field <= max_u64 - adjustment);
         length_field += adjustment;
     }
     const std::size_t width = spec.length_width_bytes;

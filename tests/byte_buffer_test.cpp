@@ -129,6 +129,10 @@ TEST_CASE("a moved-from buffer is empty and usable", "[buffer]") {
     assigned = std::move(target);
     CHECK(contents(assigned) == iota_bytes(10));
     CHECK(target.empty());  // NOLINT(bugprone-use-after-move)
+
+    ByteBuffer& alias = assigned;
+    assigned = std::move(alias);  // self-move keeps the contents
+    CHECK(contents(assigned) == iota_bytes(10));
 }
 
 // ===========================================================================

@@ -421,6 +421,26 @@ TEST_CASE("a failed decoder stays failed and never resynchronises", "[frame][err
     CHECK(decoder.buffer().capacity() <= 64 * 1024);
 }
 
+TEST_CASE("every error value has a name and values outside the enum say so", "[frame][error]") {
+    for (const auto kind : {FrameErrorKind::negative_length, FrameErrorKind::shorter_than_header,
+                            FrameErrorKind::too_large, FrameErrorKind::length_overflow}) {
+        CHECK_FALSE(to_string(kind).empty());
+        CHECK(to_string(kind).find("unknown") == std::string_view::npos);
+    }
+    for (const auto error : {SpecError::none, SpecError::bad_length_width, SpecError::length_field_outside_header,
+                             SpecError::max_below_header, SpecError::max_too_large}) {
+        CHECK(to_string(error).find("unknown") == std::string_view::npos);
+    }
+    for (const auto error : {EncodeError::none, EncodeError::header_size_mismatch, EncodeError::frame_too_large,
+                             EncodeError::length_unrepresentable, EncodeError::buffer_full}) {
+        CHECK(to_string(error).find("unknown") == std::string_view::npos);
+    }
+    // A corrupted value (e.g. read from a bad trace) is named, not undefined.
+    CHECK(to_string(static_cast<FrameErrorKind>(200)) == "unknown FrameErrorKind");
+    CHECK(to_string(static_cast<SpecError>(200)) == "unknown SpecError");
+    CHECK(to_string(static_cast<EncodeError>(200)) == "unknown EncodeError");
+}
+
 TEST_CASE("describe names the offset and the raw field and the kind", "[frame][error]") {
     const FrameError error{FrameErrorKind::too_large, 60, 0x7fffffff};
     const std::string text = describe(error);
@@ -516,6 +536,7 @@ TEST_CASE("every length width and byte order puts the length where the spec says
     CHECK(frame[2 + width] == 0xAA);
 
     FrameDecoder decoder(spec);
+    CHECK(decoder.spec() == spec);
     const auto frames = decode_all(decoder, frame);
     REQUIRE(frames.size() == 1);
     CHECK(frames[0].body.size() == body_len);
