@@ -52,7 +52,9 @@ inline ReferenceOutcome decode_in_chunks(const FrameSpec& spec, std::span<const 
             }
         } else {
             const std::span<std::uint8_t> space = decoder.prepare(n);
-            std::memcpy(space.data(), chunk.data(), space.size());
+            if (!space.empty()) {  // an empty span may have a null data()
+                std::memcpy(space.data(), chunk.data(), space.size());
+            }
             decoder.commit(space.size());
             n = space.size();
         }

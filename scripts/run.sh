@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The main job. For now: build, run the codec's tests, fuzz every target
+# briefly, and print one readable summary. (The scenario suite takes this
+# place once scenarios exist.)
+#
+#   ./scripts/run.sh                 fuzz 10 s per target
+#   EAGAIN_FUZZ_SECONDS=60 ./scripts/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+fuzz_seconds="${EAGAIN_FUZZ_SECONDS:-10}"
+logs=build/run-logs
+mkdir -p "$logs"
+
+./scripts/setup.sh
+
+echo "== building (dev preset; log: $logs/build.log)"
+{ cmake --preset dev && cmake --build --preset dev; } >"$logs/build.log" 2>&1 || {
+    tail -n 40 "$logs/build.log"
+    echo "run: build failed"
+    exit 1
+}
+
+echo "== codec tests (log: $logs/tests.log)"
+tests_ok=1
+ctest --preset dev -j "$(nproc)" >"$logs/tests.log" 2>&1 || tests_ok=0
+if [[ $tests_ok -eq 0 ]]; then
+    sed -n '/The following tests FAILED/,$p' "$logs/tests.log"
+fi
+tests_line="$(grep -E 'tests passed, [0-9]+ tests? failed out of' "$logs/tests.log" | tail -n 1)"
+
+echo "== fuzz smoke, ${fuzz_seconds} s per target"
+fuzz_ok=1
+./scripts/fuzz-smoke.sh "$fuzz_seconds" || fuzz_ok=0
+
+verdict() { if [[ $1 -eq 1 ]]; then echo ok; else echo FAILED; fi; }
+echo
+echo "== eagain main job: summary"
+printf '  %-14s %-7s %s\n' "unit+property" "$(verdict $tests_ok)" "${tests_line:-no CTest summary, see $logs/tests.log}"
+printf '  %-14s %-7s %s\n' "fuzz smoke" "$(verdict $fuzz_ok)" "every target ${fuzz_seconds} s from its corpus (table above)"
+if [[ $tests_ok -eq 1 && $fuzz_ok -eq 1 ]]; then
+    echo "  result: OK"
+else
+    echo "  result: FAILED"
+    exit 1
+fi
