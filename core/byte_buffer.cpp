@@ -101,12 +101,17 @@ void ByteBuffer::make_room(std::size_t n) {
 
     // Slide to the front when that copies no more than was consumed since the
     // last move: each byte is then moved at most once per byte consumed.
-    if (read_ >= readable_bytes && capacity_ - readable_bytes >= n) {
+    // While the allocation may still grow, slide only a short region: a reader
+    // that always leaves most of a read behind (frames a little longer than
+    // its reads) would otherwise have every received byte copied twice.
+    // Growing instead makes each later slide serve several reads.
+    const std::size_t ceiling = capacity_ceiling(limit_);
+    if (read_ >= readable_bytes && capacity_ - readable_bytes >= n &&
+        (readable_bytes <= capacity_ / 4 || capacity_ == ceiling)) {
         move_readable_to(storage_.get());
         return;
     }
 
-    const std::size_t ceiling = capacity_ceiling(limit_);
     const std::size_t doubled = capacity_ > ceiling / 2 ? ceiling : 2 * capacity_;
     const std::size_t new_capacity =
         std::min(std::max({initial_capacity_bytes, readable_bytes + n, doubled}), ceiling);

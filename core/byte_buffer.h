@@ -10,7 +10,8 @@
 // the readable region except prepare() when it has to make room, and that copy
 // is amortised O(1) per byte (see bytes_moved()): the buffer slides the
 // readable region to the front only when it is no longer than the consumed
-// prefix (so slides copy at most what was consumed), and otherwise grows
+// prefix (so slides copy at most what was consumed) and, while it may still
+// grow, no longer than a quarter of the allocation; otherwise it grows
 // geometrically (so growth copies less than twice the final allocation).
 //
 // An optional limit caps size(): prepare() then hands out only what fits and

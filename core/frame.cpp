@@ -1,5 +1,6 @@
 #include "core/frame.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <limits>
@@ -214,6 +215,26 @@ FrameDecoder::FrameDecoder(const FrameSpec& spec, std::size_t buffer_limit_bytes
     EAGAIN_ASSERT(validate(spec) == SpecError::none);
     // One maximal frame must fit, or a legal frame could never complete.
     EAGAIN_ASSERT(buffer_.limit() >= spec.max_frame_bytes);
+
+    // The fields judge_length() accepts: no sign bit when signed, and
+    // field + adjustment within [0, max_frame_bytes - header_bytes].
+    const std::uint64_t largest_field =
+        spec.length_signed ? sign_bit(spec.length_width_bytes) - 1 : field_mask(spec.length_width_bytes);
+    const std::uint64_t largest_body = spec.max_frame_bytes - spec.header_bytes;
+    const std::uint64_t adjustment = magnitude(spec.length_adjustment_bytes);
+    if (spec.length_adjustment_bytes >= 0) {
+        fast_path_ = largest_body >= adjustment;
+        min_ok_length_field_ = 0;
+        max_ok_length_field_ = fast_path_ ? std::min(largest_field, largest_body - adjustment) : 0;
+    } else {
+        fast_path_ = true;
+        min_ok_length_field_ = adjustment;
+        max_ok_length_field_ = largest_body > max_u64 - adjustment ? largest_field
+                                                                   : std::min(largest_field, largest_body + adjustment);
+    }
+    fast_path_ = fast_path_ && min_ok_length_field_ <= max_ok_length_field_;
+    length_is_be32_ = spec.length_width_bytes == 4 && spec.length_byte_order == ByteOrder::big_endian;
+    frame_bytes_bias_ = spec.header_bytes + static_cast<std::uint64_t>(spec.length_adjustment_bytes);
 }
 
 void FrameDecoder::commit(std::size_t n) {
@@ -230,7 +251,7 @@ bool FrameDecoder::feed(std::span<const std::uint8_t> bytes) {
     return buffer_.append(bytes);
 }
 
-DecodeResult FrameDecoder::next() {
+DecodeResult FrameDecoder::next_slow() {
     if (error_) {
         return DecodeResult::failed(*error_);
     }
@@ -243,6 +264,7 @@ DecodeResult FrameDecoder::next() {
     const LengthVerdict verdict = judge_length(spec_, length_field);
     if (verdict.error) {
         error_ = FrameError{*verdict.error, stream_offset_ + spec_.length_offset_bytes, length_field};
+        fast_path_ = false;
         buffer_.clear();
         return DecodeResult::failed(*error_);
     }
@@ -251,12 +273,10 @@ DecodeResult FrameDecoder::next() {
     if (in.size() < frame_bytes) {
         return DecodeResult::need_more(frame_bytes - in.size());
     }
-    const DecodeResult result = DecodeResult::decoded(
-        Frame{stream_offset_, in.first(spec_.header_bytes),
-              in.subspan(spec_.header_bytes, frame_bytes - spec_.header_bytes)});
+    const Frame frame = frame_at(in, frame_bytes, stream_offset_);
     buffer_.consume(frame_bytes);
     stream_offset_ += frame_bytes;
-    return result;
+    return DecodeResult::decoded(frame);
 }
 
 }  // namespace eagain

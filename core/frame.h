@@ -202,7 +202,63 @@ public:
     // rest of the header arrives). Once failed, the decoder stays failed and
     // discards further input: a framing error means the stream can no longer
     // be trusted, and the connection must be closed.
-    DecodeResult next();
+    //
+    // The fast path is written out here rather than through
+    // vouched_frame_bytes(): with the helper's 0-means-no result, gcc 12
+    // built the returned DecodeResult in memory and ran at 90 M frames/s
+    // instead of 230 M (BM_DecodeSmallNext). Both paths are checked against
+    // each other and the reference decoder by the property tests.
+    DecodeResult next() {
+        if (fast_path_) {
+            const std::span<const std::uint8_t> in = buffer_.readable();
+            if (in.size() >= length_end_bytes_) {
+                const std::uint64_t field = load_length(in.data() + spec_.length_offset_bytes);
+                if (field - min_ok_length_field_ <= max_ok_length_field_ - min_ok_length_field_) {
+                    const auto frame_bytes = static_cast<std::size_t>(field + frame_bytes_bias_);
+                    if (in.size() >= frame_bytes) {
+                        const Frame frame{stream_offset_, in.first(spec_.header_bytes),
+                                          in.subspan(spec_.header_bytes, frame_bytes - spec_.header_bytes)};
+                        buffer_.consume(frame_bytes);
+                        stream_offset_ += frame_bytes;
+                        // A prvalue, not a named result: gcc does not elide
+                        // the copy of a named DecodeResult here.
+                        return DecodeResult::decoded(frame);
+                    }
+                }
+            }
+        }
+        return next_slow();
+    }
+
+    // Calls on_frame(const Frame&) for every complete frame buffered, then
+    // returns what next() would return after them (need_more or failed).
+    // The same frames as looping on next(), with less work per frame; this is
+    // the read loop's call. on_frame must not call this decoder's input
+    // functions (prepare, commit, feed), which may move the bytes it is
+    // looking at.
+    template <class OnFrame>
+    DecodeResult drain(OnFrame&& on_frame) {
+        const std::span<const std::uint8_t> in = buffer_.readable();
+        std::size_t taken = 0;
+        for (;;) {
+            const std::span<const std::uint8_t> rest = in.subspan(taken);
+            const std::size_t frame_bytes = vouched_frame_bytes(rest);
+            if (frame_bytes == 0) {
+                break;
+            }
+            on_frame(frame_at(rest, frame_bytes, stream_offset_ + taken));
+            taken += frame_bytes;
+        }
+        buffer_.consume(taken);
+        stream_offset_ += taken;
+        for (;;) {  // what the fast path could not vouch for, if anything
+            const DecodeResult result = next_slow();
+            if (result.status != DecodeStatus::frame) {
+                return result;
+            }
+            on_frame(result.frame);
+        }
+    }
 
     // --- state --------------------------------------------------------------
     const FrameSpec& spec() const noexcept { return spec_; }
@@ -214,8 +270,50 @@ public:
     const ByteBuffer& buffer() const noexcept { return buffer_; }
 
 private:
+    // The size of the complete frame at the start of in if the fast path can
+    // vouch for it: a length field in the range computed from the spec at
+    // construction, and every byte of the frame present. 0 means "ask
+    // next_slow()": more bytes needed, an error, or a failed decoder.
+    std::size_t vouched_frame_bytes(std::span<const std::uint8_t> in) const noexcept {
+        if (!fast_path_ || in.size() < length_end_bytes_) {
+            return 0;
+        }
+        const std::uint64_t field = load_length(in.data() + spec_.length_offset_bytes);
+        // min <= field <= max in one unsigned compare.
+        if (field - min_ok_length_field_ > max_ok_length_field_ - min_ok_length_field_) {
+            return 0;
+        }
+        const auto frame_bytes = static_cast<std::size_t>(field + frame_bytes_bias_);
+        return in.size() >= frame_bytes ? frame_bytes : 0;
+    }
+
+    Frame frame_at(std::span<const std::uint8_t> in, std::size_t frame_bytes,
+                   std::uint64_t stream_offset) const noexcept {
+        return Frame{stream_offset, in.first(spec_.header_bytes),
+                     in.subspan(spec_.header_bytes, frame_bytes - spec_.header_bytes)};
+    }
+
+    std::uint64_t load_length(const std::uint8_t* field) const noexcept {
+        if (length_is_be32_) [[likely]] {  // the default protocol's field
+            return load_uint_fixed<4>(field, ByteOrder::big_endian);
+        }
+        return load_uint({field, spec_.length_width_bytes}, spec_.length_byte_order);
+    }
+
+    // Every case the fast path leaves: need_more, errors, failed decoders.
+    DecodeResult next_slow();
+
     FrameSpec spec_;
     std::size_t length_end_bytes_;  // offset just past the length field
+    // The length fields judge_length() accepts are exactly
+    // [min_ok_length_field_, max_ok_length_field_]; for them the frame is
+    // field + frame_bytes_bias_ bytes (mod 2^64). fast_path_ is false when
+    // that range is empty and once the decoder has failed.
+    bool fast_path_ = false;
+    bool length_is_be32_ = false;
+    std::uint64_t min_ok_length_field_ = 0;
+    std::uint64_t max_ok_length_field_ = 0;
+    std::uint64_t frame_bytes_bias_ = 0;
     ByteBuffer buffer_;
     std::uint64_t stream_offset_ = 0;
     std::optional<FrameError> error_;

@@ -249,6 +249,36 @@ TEST_CASE("recv-style input through prepare and commit decodes like feed", "[fra
     CHECK(frames[1].body == body_of(3));
 }
 
+TEST_CASE("drain hands over every complete frame then says what next() would", "[frame][decode]") {
+    FrameDecoder decoder;
+    const auto stream = concat({default_frame(1, 1, body_of(3)), default_frame(1, 2, {}), default_frame(1, 3, body_of(9))});
+    SECTION("ending in need_more") {
+        REQUIRE(decoder.feed(std::span(stream).first(stream.size() - 4)));
+        std::vector<std::uint32_t> seqs;
+        const DecodeResult result = decoder.drain([&](const Frame& frame) {
+            seqs.push_back(DefaultHeader::parse(frame.header.first<20>()).seq);
+        });
+        CHECK(seqs == std::vector<std::uint32_t>{1, 2});
+        CHECK(result.status == DecodeStatus::need_more);
+        CHECK(result.bytes_missing == 4);
+        CHECK(decoder.stream_offset() == 43);
+    }
+    SECTION("ending in an error, after the frames before it") {
+        REQUIRE(decoder.feed(concat({stream, raw_default_header(0x80000001U)})));
+        int frames = 0;
+        const DecodeResult result = decoder.drain([&](const Frame&) { ++frames; });
+        CHECK(frames == 3);
+        REQUIRE(result.status == DecodeStatus::failed);
+        CHECK(result.error.kind == FrameErrorKind::negative_length);
+        CHECK(result.error.stream_offset == stream.size() + 8);
+        CHECK(decoder.drain([&](const Frame&) { ++frames; }).status == DecodeStatus::failed);
+        CHECK(frames == 3);
+    }
+    SECTION("with nothing buffered") {
+        CHECK(decoder.drain([](const Frame&) { FAIL("no frame expected"); }).bytes_missing == 20);
+    }
+}
+
 // ===========================================================================
 // Errors
 

@@ -30,9 +30,16 @@ inline DecodeResult drain(FrameDecoder& decoder, std::vector<OwnedFrame>& out) {
     }
 }
 
+// Takes every frame with drain(on_frame) instead of next(); same contract.
+inline DecodeResult drain_with_callback(FrameDecoder& decoder, std::vector<OwnedFrame>& out) {
+    return decoder.drain([&](const Frame& frame) { out.push_back(own(frame)); });
+}
+
 // Splits stream at the given chunk sizes (the last chunk takes whatever is
 // left), writing odd chunks recv-style through prepare/commit and even ones
-// through feed(), draining after each.
+// through feed(). After each chunk it takes the frames out, alternating
+// between a next() loop and drain() every other pair of chunks, so both
+// output paths see every input path.
 inline ReferenceOutcome decode_in_chunks(const FrameSpec& spec, std::span<const std::uint8_t> stream,
                                          std::span<const std::size_t> chunk_sizes) {
     FrameDecoder decoder(spec);
@@ -59,8 +66,9 @@ inline ReferenceOutcome decode_in_chunks(const FrameSpec& spec, std::span<const 
             n = space.size();
         }
         at += n;
+        last = (chunk_index / 2) % 2 == 0 ? drain(decoder, outcome.frames)
+                                          : drain_with_callback(decoder, outcome.frames);
         ++chunk_index;
-        last = drain(decoder, outcome.frames);
     }
     outcome.final_status = last.status;
     outcome.bytes_missing = last.status == DecodeStatus::need_more ? last.bytes_missing : 0;
