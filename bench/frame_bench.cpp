@@ -70,9 +70,8 @@ std::string decode_stream(FrameDecoder& decoder, const EncodedStream& stream, st
         std::memcpy(space.data(), all.data() + offset, n);
         decoder.commit(n);
         if constexpr (output == Output::drain) {
-            const DecodeResult result = decoder.drain([&tally](const Frame& frame) {
-                tally.count(frame.header, frame.body.data(), frame.body.size());
-            });
+            const DecodeResult result = decoder.drain(
+                [&tally](const Frame& frame) { tally.count(frame.header, frame.body.data(), frame.body.size()); });
             if (result.status == DecodeStatus::failed) {
                 return describe(result.error);
             }

@@ -12,6 +12,5 @@ namespace eagain::detail {
 
 // A macro only because the message needs the expression's text and location
 // (std::source_location is not usable with clang 14 on libstdc++ 12).
-#define EAGAIN_ASSERT(condition)                                                      \
-    ((condition) ? static_cast<void>(0)                                               \
-                 : ::eagain::detail::assertion_failed(#condition, __FILE__, __LINE__))
+#define EAGAIN_ASSERT(condition) \
+    ((condition) ? static_cast<void>(0) : ::eagain::detail::assertion_failed(#condition, __FILE__, __LINE__))

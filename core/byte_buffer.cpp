@@ -113,8 +113,7 @@ void ByteBuffer::make_room(std::size_t n) {
     }
 
     const std::size_t doubled = capacity_ > ceiling / 2 ? ceiling : 2 * capacity_;
-    const std::size_t new_capacity =
-        std::min(std::max({initial_capacity_bytes, readable_bytes + n, doubled}), ceiling);
+    const std::size_t new_capacity = std::min(std::max({initial_capacity_bytes, readable_bytes + n, doubled}), ceiling);
     // At the ceiling the slide above always applies (see capacity_ceiling), so
     // growth here is real growth.
     EAGAIN_ASSERT(new_capacity > capacity_);

@@ -229,8 +229,8 @@ FrameDecoder::FrameDecoder(const FrameSpec& spec, std::size_t buffer_limit_bytes
     } else {
         fast_path_ = true;
         min_ok_length_field_ = adjustment;
-        max_ok_length_field_ = largest_body > max_u64 - adjustment ? largest_field
-                                                                   : std::min(largest_field, largest_body + adjustment);
+        max_ok_length_field_ =
+            largest_body > max_u64 - adjustment ? largest_field : std::min(largest_field, largest_body + adjustment);
     }
     fast_path_ = fast_path_ && min_ok_length_field_ <= max_ok_length_field_;
     length_is_be32_ = spec.length_width_bytes == 4 && spec.length_byte_order == ByteOrder::big_endian;

@@ -1,7 +1,7 @@
 #include "core/byte_buffer.h"
 
-#include <catch2/catch.hpp>
 #include <rapidcheck/catch.h>
+#include <catch2/catch.hpp>
 
 #include <cstdint>
 #include <cstring>

@@ -5,8 +5,8 @@
 #include "tests/support/chunked.h"
 #include "tests/support/reference_decoder.h"
 
-#include <catch2/catch.hpp>
 #include <rapidcheck/catch.h>
+#include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <cstdint>
@@ -60,10 +60,10 @@ rc::Gen<FrameSpec> any_spec() {
 
 // The body sizes spec can carry, capped at body_cap_bytes; nullopt if none.
 std::optional<std::pair<std::size_t, std::size_t>> body_range(const FrameSpec& spec) {
-    const std::uint64_t largest_field =
-        spec.length_signed ? (std::uint64_t{1} << (8 * spec.length_width_bytes - 1)) - 1
-        : spec.length_width_bytes == 8 ? std::numeric_limits<std::uint64_t>::max()
-                                       : (std::uint64_t{1} << (8 * spec.length_width_bytes)) - 1;
+    const std::uint64_t largest_field = spec.length_signed ? (std::uint64_t{1} << (8 * spec.length_width_bytes - 1)) - 1
+                                        : spec.length_width_bytes == 8
+                                            ? std::numeric_limits<std::uint64_t>::max()
+                                            : (std::uint64_t{1} << (8 * spec.length_width_bytes)) - 1;
     // body = field + adjustment, field in [0, largest_field]
     __extension__ using i128 = __int128;
     const i128 adjustment = spec.length_adjustment_bytes;
@@ -206,8 +206,8 @@ TEST_CASE("length fields at the arithmetic edges are judged as the reference jud
         const std::uint64_t field = (near + static_cast<std::uint64_t>(delta)) & width_mask;
 
         std::vector<std::uint8_t> stream(spec.header_bytes, 0x5A);
-        store_uint(std::span(stream).subspan(spec.length_offset_bytes, spec.length_width_bytes),
-                   spec.length_byte_order, field);
+        store_uint(std::span(stream).subspan(spec.length_offset_bytes, spec.length_width_bytes), spec.length_byte_order,
+                   field);
         stream.resize(stream.size() + *rc::gen::inRange<std::size_t>(0, 64), 0x5A);
         const auto outcome = decode_in_chunks(spec, stream, *any_chunking());
         check_same(outcome, reference_decode(spec, stream));

@@ -193,8 +193,8 @@ TEST_CASE("sticky packets: many frames in one chunk come out one by one", "[fram
 }
 
 TEST_CASE("sticky and half at once: a chunk ends inside the third frame", "[frame][decode][chunking]") {
-    const auto stream = concat({default_frame(1, 1, body_of(8)), default_frame(1, 2, body_of(8)),
-                                default_frame(1, 3, body_of(8))});
+    const auto stream =
+        concat({default_frame(1, 1, body_of(8)), default_frame(1, 2, body_of(8)), default_frame(1, 3, body_of(8))});
     FrameDecoder decoder;
     DecodeResult last;
     auto frames = decode_all(decoder, {stream.begin(), stream.end() - 5}, &last);
@@ -251,13 +251,13 @@ TEST_CASE("recv-style input through prepare and commit decodes like feed", "[fra
 
 TEST_CASE("drain hands over every complete frame then says what next() would", "[frame][decode]") {
     FrameDecoder decoder;
-    const auto stream = concat({default_frame(1, 1, body_of(3)), default_frame(1, 2, {}), default_frame(1, 3, body_of(9))});
+    const auto stream =
+        concat({default_frame(1, 1, body_of(3)), default_frame(1, 2, {}), default_frame(1, 3, body_of(9))});
     SECTION("ending in need_more") {
         REQUIRE(decoder.feed(std::span(stream).first(stream.size() - 4)));
         std::vector<std::uint32_t> seqs;
-        const DecodeResult result = decoder.drain([&](const Frame& frame) {
-            seqs.push_back(DefaultHeader::parse(frame.header.first<20>()).seq);
-        });
+        const DecodeResult result = decoder.drain(
+            [&](const Frame& frame) { seqs.push_back(DefaultHeader::parse(frame.header.first<20>()).seq); });
         CHECK(seqs == std::vector<std::uint32_t>{1, 2});
         CHECK(result.status == DecodeStatus::need_more);
         CHECK(result.bytes_missing == 4);
@@ -298,7 +298,8 @@ TEST_CASE("a negative body_len fails with negative_length at the length field's 
     SECTION("after a good frame, which is still delivered") {
         FrameDecoder decoder;
         DecodeResult last;
-        const auto frames = decode_all(decoder, concat({default_frame(1, 1, body_of(32)), raw_default_header(length)}), &last);
+        const auto frames =
+            decode_all(decoder, concat({default_frame(1, 1, body_of(32)), raw_default_header(length)}), &last);
         CHECK(frames.size() == 1);
         REQUIRE(last.status == DecodeStatus::failed);
         CHECK(last.error.kind == FrameErrorKind::negative_length);
@@ -502,8 +503,8 @@ TEST_CASE("after need_more the decoder always has room for the missing bytes", "
     spec.max_frame_bytes = 20 + 50;
     // The tightest legal limit: one maximal frame.
     FrameDecoder decoder(spec, 70);
-    const auto stream = concat({default_frame(1, 1, body_of(50)), default_frame(1, 2, body_of(50)),
-                                default_frame(1, 3, body_of(50))});
+    const auto stream =
+        concat({default_frame(1, 1, body_of(50)), default_frame(1, 2, body_of(50)), default_frame(1, 3, body_of(50))});
     std::vector<OwnedFrame> frames;
     std::size_t at = 0;
     while (at < stream.size()) {
@@ -556,12 +557,15 @@ TEST_CASE("every length width and byte order puts the length where the spec says
     const std::uint8_t high = static_cast<std::uint8_t>(body_len >> 8);
     if (order == ByteOrder::big_endian) {
         field[width - 1] = low;
-        if (width > 1) field[width - 2] = high;
+        if (width > 1)
+            field[width - 2] = high;
     } else {
         field[0] = low;
-        if (width > 1) field[1] = high;
+        if (width > 1)
+            field[1] = high;
     }
-    CHECK(std::vector<std::uint8_t>(frame.begin() + 2, frame.begin() + 2 + static_cast<std::ptrdiff_t>(width)) == field);
+    CHECK(std::vector<std::uint8_t>(frame.begin() + 2, frame.begin() + 2 + static_cast<std::ptrdiff_t>(width)) ==
+          field);
     CHECK(frame[0] == 0xAA);
     CHECK(frame[2 + width] == 0xAA);
 
@@ -667,8 +671,7 @@ TEST_CASE("the encoder refuses what the decoder could not read back", "[frame][e
         CHECK(encode_frame(spec, header, body_of(128), out) == EncodeError::length_unrepresentable);
         spec.length_signed = false;
         CHECK(encode_frame(spec, header, body_of(255), out) == EncodeError::none);
-        CHECK(encode_frame(spec, header, body_of(256), out) ==
-              EncodeError::length_unrepresentable);
+        CHECK(encode_frame(spec, header, body_of(256), out) == EncodeError::length_unrepresentable);
     }
     SECTION("a body shorter than a positive adjustment") {
         FrameSpec spec;

@@ -14,8 +14,8 @@
 namespace eagain::testing {
 
 inline OwnedFrame own(const Frame& frame) {
-    return OwnedFrame{frame.stream_offset, {frame.header.begin(), frame.header.end()},
-                      {frame.body.begin(), frame.body.end()}};
+    return OwnedFrame{
+        frame.stream_offset, {frame.header.begin(), frame.header.end()}, {frame.body.begin(), frame.body.end()}};
 }
 
 // Drains decoder.next() into out until it needs more or has failed; returns
@@ -66,8 +66,8 @@ inline ReferenceOutcome decode_in_chunks(const FrameSpec& spec, std::span<const 
             n = space.size();
         }
         at += n;
-        last = (chunk_index / 2) % 2 == 0 ? drain(decoder, outcome.frames)
-                                          : drain_with_callback(decoder, outcome.frames);
+        last =
+            (chunk_index / 2) % 2 == 0 ? drain(decoder, outcome.frames) : drain_with_callback(decoder, outcome.frames);
         ++chunk_index;
     }
     outcome.final_status = last.status;

@@ -42,9 +42,8 @@ inline ReferenceOutcome reference_decode(const FrameSpec& spec, std::span<const 
         }
         u128 raw = 0;
         for (std::size_t i = 0; i < spec.length_width_bytes; ++i) {
-            const std::size_t byte_index = spec.length_byte_order == ByteOrder::big_endian
-                                               ? i
-                                               : spec.length_width_bytes - 1 - i;
+            const std::size_t byte_index =
+                spec.length_byte_order == ByteOrder::big_endian ? i : spec.length_width_bytes - 1 - i;
             raw = (raw << 8) | stream[at + spec.length_offset_bytes + byte_index];
         }
         i128 value = static_cast<i128>(raw);
