@@ -72,16 +72,15 @@ bool ByteBuffer::append(std::span<const std::uint8_t> bytes) {
 }
 
 void ByteBuffer::clear() noexcept {
-    read_ = 0;
-    write_ = 0;
-    prepared_ = 0;
+    consume(size());
 }
 
 void ByteBuffer::release_if_empty() noexcept {
-    if (empty()) {
+    if (empty() && prepared_ == 0) {
         storage_.reset();
         capacity_ = 0;
-        clear();
+        read_ = 0;
+        write_ = 0;
     }
 }
 

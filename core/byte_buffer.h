@@ -54,9 +54,11 @@ public:
     void consume(std::size_t n) noexcept {
         EAGAIN_ASSERT(n <= size());
         read_ += n;
-        if (read_ == write_) {
+        if (read_ == write_ && prepared_ == 0) {
             // Rewinding an empty buffer is free and makes the next compaction
-            // unnecessary; the bytes themselves are left in place.
+            // unnecessary; the bytes themselves are left in place. Not while
+            // a prepare() span is outstanding: its bytes must land after the
+            // readable region, wherever that is.
             read_ = 0;
             write_ = 0;
         }
@@ -65,7 +67,10 @@ public:
     // --- writing ---------------------------------------------------------
     // Free space for up to n bytes directly after the readable region:
     // exactly min(n, writable_bytes()) bytes, so an empty span means the
-    // buffer is at its limit (or n == 0). Valid until the next commit().
+    // buffer is at its limit (or n == 0). The span stays valid, and commit()
+    // publishes into it, until commit() or the next prepare()/append():
+    // reading (consume) and clear() in between do not disturb it, so a
+    // caller may prepare, decode what is already there, then commit.
     std::span<std::uint8_t> prepare(std::size_t n);
 
     // Publishes the first n bytes written into the last prepare() span.
@@ -78,11 +83,13 @@ public:
     // Copies all of bytes in, or nothing if they would exceed the limit.
     [[nodiscard]] bool append(std::span<const std::uint8_t> bytes);
 
-    // Drops everything readable. Keeps the allocation.
+    // Drops everything readable. Keeps the allocation and any outstanding
+    // prepare() span.
     void clear() noexcept;
 
-    // Releases the allocation if the buffer is empty (an idle connection
-    // should not pin its high-water mark of memory).
+    // Releases the allocation if the buffer is empty and no prepare() span
+    // is outstanding (an idle connection should not pin its high-water mark
+    // of memory).
     void release_if_empty() noexcept;
 
     // --- limits and accounting --------------------------------------------

@@ -270,13 +270,10 @@ DecodeResult FrameDecoder::next_slow() {
     }
     // judge_length bounded frame_bytes by max_frame_bytes <= PTRDIFF_MAX.
     const auto frame_bytes = static_cast<std::size_t>(verdict.frame_bytes);
-    if (in.size() < frame_bytes) {
-        return DecodeResult::need_more(frame_bytes - in.size());
-    }
-    const Frame frame = frame_at(in, frame_bytes, stream_offset_);
-    buffer_.consume(frame_bytes);
-    stream_offset_ += frame_bytes;
-    return DecodeResult::decoded(frame);
+    // A complete acceptable frame here means the fast path's precomputed
+    // range disagrees with judge_length(): a bug, not a peer's doing.
+    EAGAIN_ASSERT(in.size() < frame_bytes);
+    return DecodeResult::need_more(frame_bytes - in.size());
 }
 
 }  // namespace eagain

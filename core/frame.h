@@ -138,7 +138,7 @@ struct FrameError {
     // Memberwise; its short-circuit branches are not worth a test each.
     friend bool operator==(const FrameError&, const FrameError&) = default;  // LCOV_EXCL_BR_LINE
 };
-// "frame at stream offset 40: length field 0xffffffff is negative_length"
+// "length field at stream offset 8 holds 0xffffffff: negative_length"
 std::string describe(const FrameError& error);
 
 // A decoded frame: views into the decoder's buffer, valid until the next
@@ -251,13 +251,7 @@ public:
         }
         buffer_.consume(taken);
         stream_offset_ += taken;
-        for (;;) {  // what the fast path could not vouch for, if anything
-            const DecodeResult result = next_slow();
-            if (result.status != DecodeStatus::frame) {
-                return result;
-            }
-            on_frame(result.frame);
-        }
+        return next_slow();
     }
 
     // --- state --------------------------------------------------------------
@@ -301,6 +295,8 @@ private:
     }
 
     // Every case the fast path leaves: need_more, errors, failed decoders.
+    // Never a frame: the fast path's range is exactly the set of lengths
+    // judge_length() accepts, and next_slow() asserts that it is.
     DecodeResult next_slow();
 
     FrameSpec spec_;

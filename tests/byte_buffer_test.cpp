@@ -88,6 +88,38 @@ TEST_CASE("consume drops a prefix without moving the rest", "[buffer]") {
     }
 }
 
+TEST_CASE("a prepared span survives reading in between prepare and commit", "[buffer]") {
+    // A read loop may prepare space, hand what is already buffered to the
+    // decoder, and only then commit what recv() wrote.
+    ByteBuffer buffer;
+    REQUIRE(buffer.append(iota_bytes(8)));
+    const std::span<std::uint8_t> space = buffer.prepare(4);
+    REQUIRE(space.size() == 4);
+    const auto fresh = iota_bytes(4, 200);
+    std::memcpy(space.data(), fresh.data(), fresh.size());
+
+    SECTION("consuming everything does not rewind under the span") {
+        buffer.consume(8);
+        buffer.commit(4);
+        CHECK(contents(buffer) == fresh);
+    }
+    SECTION("clear does not cancel the span") {
+        buffer.clear();
+        buffer.commit(4);
+        CHECK(contents(buffer) == fresh);
+    }
+    SECTION("release_if_empty does not free the span's memory") {
+        buffer.consume(8);
+        buffer.release_if_empty();
+        CHECK(buffer.capacity() > 0);
+        buffer.commit(4);
+        CHECK(contents(buffer) == fresh);
+        buffer.consume(4);
+        buffer.release_if_empty();
+        CHECK(buffer.capacity() == 0);
+    }
+}
+
 TEST_CASE("growth keeps the readable bytes intact", "[buffer]") {
     ByteBuffer buffer;
     std::vector<std::uint8_t> expected;

@@ -279,6 +279,36 @@ TEST_CASE("drain hands over every complete frame then says what next() would", "
     }
 }
 
+TEST_CASE("bytes received between prepare and commit survive decoding in between", "[frame][decode]") {
+    // prepare(), then decode what is already buffered, then commit() what
+    // recv() wrote: the decoder's buffer empties and must not rewind under
+    // the prepared span (found by fuzzing: the old frame came back instead).
+    FrameDecoder decoder;
+    REQUIRE(decoder.feed(default_frame(1, 1, bytes_of({'a', 'b', 'c', 'd'}))));
+    const auto second = default_frame(1, 2, bytes_of({'w', 'x', 'y', 'z'}));
+    const std::span<std::uint8_t> space = decoder.prepare(second.size());
+    std::memcpy(space.data(), second.data(), second.size());
+    std::vector<OwnedFrame> frames;
+    drain(decoder, frames);
+    decoder.commit(second.size());
+    drain(decoder, frames);
+    REQUIRE(frames.size() == 2);
+    CHECK(frames[0].body == bytes_of({'a', 'b', 'c', 'd'}));
+    CHECK(frames[1].body == bytes_of({'w', 'x', 'y', 'z'}));
+    CHECK(frames[1].stream_offset == 24);
+}
+
+TEST_CASE("a commit after the decoder failed between prepare and commit is discarded", "[frame][error]") {
+    FrameDecoder decoder;
+    REQUIRE(decoder.feed(raw_default_header(0x80000000U)));
+    const std::span<std::uint8_t> space = decoder.prepare(10);
+    REQUIRE(space.size() == 10);
+    CHECK(decoder.next().status == DecodeStatus::failed);
+    decoder.commit(10);
+    CHECK(decoder.buffered().empty());
+    CHECK(decoder.next().error.stream_offset == 8);
+}
+
 // ===========================================================================
 // Errors
 

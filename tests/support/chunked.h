@@ -37,9 +37,10 @@ inline DecodeResult drain_with_callback(FrameDecoder& decoder, std::vector<Owned
 
 // Splits stream at the given chunk sizes (the last chunk takes whatever is
 // left), writing odd chunks recv-style through prepare/commit and even ones
-// through feed(). After each chunk it takes the frames out, alternating
-// between a next() loop and drain() every other pair of chunks, so both
-// output paths see every input path.
+// through feed(); every fourth chunk feeds its first half, prepares space for
+// the rest, takes the frames out, and only then commits. After each chunk it takes the
+// frames out, alternating between a next() loop and drain() every other pair
+// of chunks, so both output paths see every input path.
 inline ReferenceOutcome decode_in_chunks(const FrameSpec& spec, std::span<const std::uint8_t> stream,
                                          std::span<const std::size_t> chunk_sizes) {
     FrameDecoder decoder(spec);
@@ -57,6 +58,21 @@ inline ReferenceOutcome decode_in_chunks(const FrameSpec& spec, std::span<const 
             if (!decoder.feed(chunk)) {
                 break;  // caller checks the outcome; a refused feed loses frames
             }
+        } else if (chunk_index % 4 == 3) {
+            // Frames buffered but not yet taken out when space is prepared,
+            // taken out before the prepared bytes are committed: a read loop
+            // that decodes while its recv() is pending.
+            const std::size_t head = n / 2;
+            if (!decoder.feed(chunk.first(head))) {
+                break;
+            }
+            const std::span<std::uint8_t> space = decoder.prepare(n - head);
+            drain_with_callback(decoder, outcome.frames);
+            if (!space.empty()) {  // an empty span may have a null data()
+                std::memcpy(space.data(), chunk.data() + head, space.size());
+            }
+            decoder.commit(space.size());
+            n = head + space.size();
         } else {
             const std::span<std::uint8_t> space = decoder.prepare(n);
             if (!space.empty()) {  // an empty span may have a null data()
