@@ -50,6 +50,13 @@ const EncodedStream& large_stream() {
     return stream;
 }
 
+// items/s = frames/s and bytes/s over every iteration's whole stream.
+void report_throughput(benchmark::State& state, const EncodedStream& stream) {
+    const auto iterations = static_cast<std::int64_t>(state.iterations());
+    state.SetItemsProcessed(iterations * static_cast<std::int64_t>(stream.frame_count));
+    state.SetBytesProcessed(iterations * static_cast<std::int64_t>(stream.bytes.size()));
+}
+
 // How frames are taken out after each read: drain(on_frame), the read
 // loop's call, or one next() per frame.
 enum class Output { drain, next };
@@ -108,9 +115,7 @@ void run_decoder(benchmark::State& state, const EncodedStream& stream, std::size
             return;
         }
     }
-    const auto iterations = static_cast<std::int64_t>(state.iterations());
-    state.SetItemsProcessed(iterations * static_cast<std::int64_t>(stream.frame_count));
-    state.SetBytesProcessed(iterations * static_cast<std::int64_t>(stream.bytes.size()));
+    report_throughput(state, stream);
     // Compaction copies per byte received (ByteBuffer::bytes_moved): the
     // decoder's own copying on top of the unavoidable recv copy.
     state.counters["moved_per_byte"] =
@@ -152,9 +157,7 @@ void BM_NaiveDecodeSmall(benchmark::State& state) {
             return;
         }
     }
-    const auto iterations = static_cast<std::int64_t>(state.iterations());
-    state.SetItemsProcessed(iterations * static_cast<std::int64_t>(stream.frame_count));
-    state.SetBytesProcessed(iterations * static_cast<std::int64_t>(stream.bytes.size()));
+    report_throughput(state, stream);
 }
 BENCHMARK(BM_NaiveDecodeSmall);
 
@@ -177,9 +180,7 @@ void BM_MemcpyLarge(benchmark::State& state) {
             benchmark::ClobberMemory();
         }
     }
-    const auto iterations = static_cast<std::int64_t>(state.iterations());
-    state.SetItemsProcessed(iterations * static_cast<std::int64_t>(stream.frame_count));
-    state.SetBytesProcessed(iterations * static_cast<std::int64_t>(stream.bytes.size()));
+    report_throughput(state, stream);
 }
 BENCHMARK(BM_MemcpyLarge);
 

@@ -246,7 +246,11 @@ public:
                                       " with bytes_missing " + std::to_string(bytes_missing_));
             }
             const std::size_t taken = std::min(space.size(), bytes.size());
-            EAGAIN_FUZZ_CHECK(taken > 0 || bytes.empty(), "prepare() offered no room to a drained decoder");
+            // Undecoded frames may fill the buffer (the decode_before_commit
+            // head); room comes once they are taken out, and the loop goes
+            // round again with the decoder drained.
+            EAGAIN_FUZZ_CHECK(taken > 0 || bytes.empty() || undrained,
+                              "prepare() offered no room to a drained decoder");
             if (decode_before_commit) {
                 pending_prepare_bytes_ = space.size();
                 drain();
