@@ -207,7 +207,6 @@ std::string describe(const FrameError& error) {
 
 FrameDecoder::FrameDecoder(const FrameSpec& spec, std::size_t buffer_limit_bytes)
     : spec_(spec),
-      length_end_bytes_(spec.length_offset_bytes + spec.length_width_bytes),
       buffer_(buffer_limit_bytes != 0 ? buffer_limit_bytes
               : spec.max_frame_bytes > ByteBuffer::unlimited - default_read_ahead_bytes
                   ? ByteBuffer::unlimited
@@ -222,19 +221,28 @@ FrameDecoder::FrameDecoder(const FrameSpec& spec, std::size_t buffer_limit_bytes
         spec.length_signed ? sign_bit(spec.length_width_bytes) - 1 : field_mask(spec.length_width_bytes);
     const std::uint64_t largest_body = spec.max_frame_bytes - spec.header_bytes;
     const std::uint64_t adjustment = magnitude(spec.length_adjustment_bytes);
+    std::uint64_t min_field = 0;
+    std::uint64_t max_field = 0;
+    bool any = false;
     if (spec.length_adjustment_bytes >= 0) {
-        fast_path_ = largest_body >= adjustment;
-        min_ok_length_field_ = 0;
-        max_ok_length_field_ = fast_path_ ? std::min(largest_field, largest_body - adjustment) : 0;
+        any = largest_body >= adjustment;
+        max_field = any ? std::min(largest_field, largest_body - adjustment) : 0;
     } else {
-        fast_path_ = true;
-        min_ok_length_field_ = adjustment;
-        max_ok_length_field_ =
+        any = true;
+        min_field = adjustment;
+        max_field =
             largest_body > max_u64 - adjustment ? largest_field : std::min(largest_field, largest_body + adjustment);
     }
-    fast_path_ = fast_path_ && min_ok_length_field_ <= max_ok_length_field_;
-    length_is_be32_ = spec.length_width_bytes == 4 && spec.length_byte_order == ByteOrder::big_endian;
-    frame_bytes_bias_ = spec.header_bytes + static_cast<std::uint64_t>(spec.length_adjustment_bytes);
+    accepted_.enabled = any && min_field <= max_field;
+    accepted_.length_is_be32 = spec.length_width_bytes == 4 && spec.length_byte_order == ByteOrder::big_endian;
+    accepted_.length_byte_order = spec.length_byte_order;
+    accepted_.header_bytes = spec.header_bytes;
+    accepted_.length_offset_bytes = spec.length_offset_bytes;
+    accepted_.length_width_bytes = spec.length_width_bytes;
+    accepted_.length_end_bytes = spec.length_offset_bytes + spec.length_width_bytes;
+    accepted_.min_field = min_field;
+    accepted_.field_span = max_field - min_field;
+    accepted_.frame_bytes_bias = spec.header_bytes + static_cast<std::uint64_t>(spec.length_adjustment_bytes);
 }
 
 void FrameDecoder::commit(std::size_t n) {
@@ -256,7 +264,7 @@ DecodeResult FrameDecoder::next_slow() {
         return DecodeResult::failed(*error_);
     }
     const std::span<const std::uint8_t> in = buffer_.readable();
-    if (in.size() < length_end_bytes_) {
+    if (in.size() < accepted_.length_end_bytes) {
         return DecodeResult::need_more(spec_.header_bytes - in.size());
     }
     const std::uint64_t length_field =
@@ -264,7 +272,7 @@ DecodeResult FrameDecoder::next_slow() {
     const LengthVerdict verdict = judge_length(spec_, length_field);
     if (verdict.error) {
         error_ = FrameError{*verdict.error, stream_offset_ + spec_.length_offset_bytes, length_field};
-        fast_path_ = false;
+        accepted_.enabled = false;
         buffer_.clear();
         return DecodeResult::failed(*error_);
     }
