@@ -18,7 +18,11 @@
 //
 // Nothing here performs I/O. A driver moves received bytes into the decoder
 // (prepare/commit, so recv() writes straight into its buffer, or feed()) and
-// then calls next() until it stops returning frames:
+// then takes every complete frame out, with drain() (the read loop's call)
+// or one next() at a time:
+//
+//   DecodeResult r = decoder.drain([&](const Frame& f) { handle(f); });
+//   if (r.status == DecodeStatus::failed) close_connection(describe(r.error));
 //
 //   for (;;) {
 //       DecodeResult r = decoder.next();
