@@ -267,8 +267,7 @@ DecodeResult FrameDecoder::next_slow() {
     if (in.size() < accepted_.length_end_bytes) {
         return DecodeResult::need_more(spec_.header_bytes - in.size());
     }
-    const std::uint64_t length_field =
-        load_uint(in.subspan(spec_.length_offset_bytes, spec_.length_width_bytes), spec_.length_byte_order);
+    const std::uint64_t length_field = accepted_.load_length(in.data());
     const LengthVerdict verdict = judge_length(spec_, length_field);
     if (verdict.error) {
         error_ = FrameError{*verdict.error, stream_offset_ + spec_.length_offset_bytes, length_field};
