@@ -57,7 +57,6 @@ using eagain::FrameSpec;
 using eagain::testing::OwnedFrame;
 using eagain::testing::ReferenceOutcome;
 
-constexpr std::uint8_t custom_spec_mode = 0xc0;
 constexpr std::uint8_t rest_of_stream = 0xff;
 // ByteBuffer's first allocation; below this, capacity is not "proportional".
 constexpr std::uint64_t initial_capacity_bytes = 4096;
@@ -97,11 +96,7 @@ Scenario consume_scenario(const std::uint8_t* data, std::size_t size) {
     FuzzedDataProvider input(data, size);
     Scenario scenario;
     const std::uint8_t mode = input.ConsumeIntegral<std::uint8_t>();
-    if (mode >= custom_spec_mode) {
-        scenario.spec = eagain::fuzz::consume_spec(input);
-    }
-    EAGAIN_FUZZ_CHECK(eagain::validate(scenario.spec) == eagain::SpecError::none,
-                      std::string(eagain::to_string(eagain::validate(scenario.spec))));
+    scenario.spec = eagain::fuzz::consume_spec_for_mode(mode, input);
     const auto max_frame = static_cast<std::size_t>(scenario.spec.max_frame_bytes);
     switch (mode & 3U) {
         case 0: scenario.buffer_limit_bytes = 0; break;

@@ -50,7 +50,6 @@ using eagain::FrameDecoder;
 using eagain::FrameSpec;
 using eagain::testing::OwnedFrame;
 
-constexpr std::uint8_t custom_spec_mode = 0xc0;
 constexpr std::uint8_t wrong_header_code = 254;
 constexpr std::uint8_t long_body_code = 255;
 
@@ -82,10 +81,7 @@ Scenario consume_scenario(const std::uint8_t* data, std::size_t size) {
     FuzzedDataProvider input(data, size);
     Scenario scenario;
     const std::uint8_t mode = input.ConsumeIntegral<std::uint8_t>();
-    if (mode >= custom_spec_mode) {
-        scenario.spec = eagain::fuzz::consume_spec(input);
-    }
-    EAGAIN_FUZZ_CHECK(eagain::validate(scenario.spec) == eagain::SpecError::none, "");
+    scenario.spec = eagain::fuzz::consume_spec_for_mode(mode, input);
     switch (mode & 3U) {
         case 1: scenario.output_limit_bytes = input.ConsumeIntegral<std::uint8_t>(); break;
         case 2: scenario.output_limit_bytes = input.ConsumeIntegral<std::uint16_t>(); break;

@@ -26,6 +26,7 @@
 #pragma once
 
 #include "core/frame.h"
+#include "fuzz/fuzz_check.h"
 
 #include <fuzzer/FuzzedDataProvider.h>
 
@@ -85,6 +86,17 @@ inline FrameSpec consume_spec(FuzzedDataProvider& input) {
             break;
         default: spec.max_frame_bytes = (std::uint64_t{1} << 32U) + input.ConsumeIntegral<std::uint8_t>(); break;
     }
+    return spec;
+}
+
+// Every target's input starts (from the end) with a mode byte: 0xc0 and above
+// mean a fuzzed spec follows, below that the default FrameSpec{}. The low
+// two bits are each target's own.
+inline constexpr std::uint8_t custom_spec_mode = 0xc0;
+
+inline FrameSpec consume_spec_for_mode(std::uint8_t mode, FuzzedDataProvider& input) {
+    const FrameSpec spec = mode >= custom_spec_mode ? consume_spec(input) : FrameSpec{};
+    EAGAIN_FUZZ_CHECK(validate(spec) == SpecError::none, std::string(to_string(validate(spec))));
     return spec;
 }
 
