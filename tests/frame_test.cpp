@@ -11,8 +11,8 @@
 
 using namespace eagain;
 using eagain::testing::bytes_of;
-using eagain::testing::drain;
 using eagain::testing::OwnedFrame;
+using eagain::testing::take_by_next;
 
 namespace {
 
@@ -52,7 +52,7 @@ std::vector<OwnedFrame> decode_all(FrameDecoder& decoder, const std::vector<std:
                                    DecodeResult* last = nullptr) {
     REQUIRE(decoder.feed(stream));
     std::vector<OwnedFrame> frames;
-    const DecodeResult result = drain(decoder, frames);
+    const DecodeResult result = take_by_next(decoder, frames);
     if (last != nullptr) {
         *last = result;
     }
@@ -169,10 +169,10 @@ TEST_CASE("a frame split at every possible point decodes the same", "[frame][dec
         FrameDecoder decoder;
         std::vector<OwnedFrame> frames;
         REQUIRE(decoder.feed(std::span(frame).first(split)));
-        drain(decoder, frames);
+        take_by_next(decoder, frames);
         CHECK(frames.size() == (split == frame.size() ? 1U : 0U));
         REQUIRE(decoder.feed(std::span(frame).subspan(split)));
-        drain(decoder, frames);
+        take_by_next(decoder, frames);
         REQUIRE(frames.size() == 1);
         CHECK(frames[0].body == body_of(32, 50));
     }
@@ -242,7 +242,7 @@ TEST_CASE("recv-style input through prepare and commit decodes like feed", "[fra
         std::memcpy(space.data(), stream.data() + at, n);
         decoder.commit(n);
         at += n;
-        drain(decoder, frames);
+        take_by_next(decoder, frames);
     }
     REQUIRE(frames.size() == 2);
     CHECK(frames[0].body == body_of(40));
@@ -289,9 +289,9 @@ TEST_CASE("bytes received between prepare and commit survive decoding in between
     const std::span<std::uint8_t> space = decoder.prepare(second.size());
     std::memcpy(space.data(), second.data(), second.size());
     std::vector<OwnedFrame> frames;
-    drain(decoder, frames);
+    take_by_next(decoder, frames);
     decoder.commit(second.size());
-    drain(decoder, frames);
+    take_by_next(decoder, frames);
     REQUIRE(frames.size() == 2);
     CHECK(frames[0].body == bytes_of({'a', 'b', 'c', 'd'}));
     CHECK(frames[1].body == bytes_of({'w', 'x', 'y', 'z'}));
@@ -538,7 +538,7 @@ TEST_CASE("after need_more the decoder always has room for the missing bytes", "
     std::vector<OwnedFrame> frames;
     std::size_t at = 0;
     while (at < stream.size()) {
-        const DecodeResult result = drain(decoder, frames);
+        const DecodeResult result = take_by_next(decoder, frames);
         REQUIRE(result.status == DecodeStatus::need_more);
         const std::span<std::uint8_t> space = decoder.prepare(result.bytes_missing);
         REQUIRE(space.size() == result.bytes_missing);
@@ -547,7 +547,7 @@ TEST_CASE("after need_more the decoder always has room for the missing bytes", "
         decoder.commit(n);
         at += n;
     }
-    drain(decoder, frames);
+    take_by_next(decoder, frames);
     CHECK(frames.size() == 3);
     CHECK(decoder.buffer().capacity() <= 140);
 }

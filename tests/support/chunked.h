@@ -18,9 +18,9 @@ inline OwnedFrame own(const Frame& frame) {
         frame.stream_offset, {frame.header.begin(), frame.header.end()}, {frame.body.begin(), frame.body.end()}};
 }
 
-// Drains decoder.next() into out until it needs more or has failed; returns
+// Calls decoder.next() into out until it needs more or has failed; returns
 // the last result.
-inline DecodeResult drain(FrameDecoder& decoder, std::vector<OwnedFrame>& out) {
+inline DecodeResult take_by_next(FrameDecoder& decoder, std::vector<OwnedFrame>& out) {
     for (;;) {
         DecodeResult result = decoder.next();
         if (result.status != DecodeStatus::frame) {
@@ -30,8 +30,8 @@ inline DecodeResult drain(FrameDecoder& decoder, std::vector<OwnedFrame>& out) {
     }
 }
 
-// Takes every frame with drain(on_frame) instead of next(); same contract.
-inline DecodeResult drain_with_callback(FrameDecoder& decoder, std::vector<OwnedFrame>& out) {
+// The same through FrameDecoder::drain(on_frame).
+inline DecodeResult take_by_drain(FrameDecoder& decoder, std::vector<OwnedFrame>& out) {
     return decoder.drain([&](const Frame& frame) { out.push_back(own(frame)); });
 }
 
@@ -67,7 +67,7 @@ inline ReferenceOutcome decode_in_chunks(const FrameSpec& spec, std::span<const 
                 break;
             }
             const std::span<std::uint8_t> space = decoder.prepare(n - head);
-            drain_with_callback(decoder, outcome.frames);
+            take_by_drain(decoder, outcome.frames);
             if (!space.empty()) {  // an empty span may have a null data()
                 std::memcpy(space.data(), chunk.data() + head, space.size());
             }
@@ -83,7 +83,7 @@ inline ReferenceOutcome decode_in_chunks(const FrameSpec& spec, std::span<const 
         }
         at += n;
         last =
-            (chunk_index / 2) % 2 == 0 ? drain(decoder, outcome.frames) : drain_with_callback(decoder, outcome.frames);
+            (chunk_index / 2) % 2 == 0 ? take_by_next(decoder, outcome.frames) : take_by_drain(decoder, outcome.frames);
         ++chunk_index;
     }
     outcome.final_status = last.status;
