@@ -6,7 +6,7 @@
 
 namespace eagain {
 
-class LinuxSys final : public Sys {
+class LinuxSys : public Sys {
 public:
     FdResult socket(int domain, int type, int protocol) override;
     VoidResult bind(int fd, const SockAddr& address) override;
