@@ -121,32 +121,43 @@ SizeResult Transport::send_retrying(std::span<const iovec> buffers) {
     }
 }
 
-WriteOutcome Transport::flush(ByteBuffer& output) {
+WriteOutcome Transport::send(std::span<const std::uint8_t> bytes) {
     WriteOutcome outcome;
-    while (!output.empty()) {
-        const std::span<const std::uint8_t> bytes = output.readable();
-        const iovec piece{const_cast<std::uint8_t*>(bytes.data()), bytes.size()};
+    while (outcome.bytes < bytes.size()) {
+        const std::span<const std::uint8_t> rest = bytes.subspan(outcome.bytes);
+        const iovec piece{const_cast<std::uint8_t*>(rest.data()), rest.size()};
         const SizeResult r = send_retrying(std::span(&piece, 1));
         if (!r.ok()) {
+            // EAGAIN: the send buffer is full; EINTR past the retry bound:
+            // either way, wait for EPOLLOUT with the rest kept.
             if (would_block(r.error) || r.error == EINTR)
                 break;
             outcome.status = WriteStatus::failed;
             outcome.error = r.error;
             return outcome;
         }
-        EAGAIN_ASSERT(r.value <= bytes.size());  // the kernel never takes more than offered
-        output.consume(r.value);
+        EAGAIN_ASSERT(r.value <= rest.size());  // the kernel never takes more than offered
         outcome.bytes += r.value;
     }
-    outcome.status = output.empty() ? WriteStatus::done : WriteStatus::pending;
+    const bool rest_kept = outcome.bytes < bytes.size();
+    outcome.status = rest_kept ? WriteStatus::pending : WriteStatus::done;
+    set_want_write(rest_kept);
+    return outcome;
+}
+
+WriteOutcome Transport::flush(ByteBuffer& output) {
+    const WriteOutcome outcome = send(output.readable());
+    output.consume(outcome.bytes);
     if (output.empty())
         output.release_if_empty();
-    const bool want = !output.empty();
-    if (want != want_write_) {
-        want_write_ = want;
-        update_interest();
-    }
     return outcome;
+}
+
+void Transport::set_want_write(bool on) {
+    if (want_write_ == on)
+        return;
+    want_write_ = on;
+    update_interest();
 }
 
 WriteOutcome Transport::write(ByteBuffer& output, std::span<const std::span<const std::uint8_t>> pieces) {
@@ -199,11 +210,7 @@ WriteOutcome Transport::write(ByteBuffer& output, std::span<const std::span<cons
         sent = 0;
     }
     outcome.status = output.empty() ? WriteStatus::done : WriteStatus::pending;
-    const bool want = !output.empty();
-    if (want != want_write_) {
-        want_write_ = want;
-        update_interest();
-    }
+    set_want_write(!output.empty());
     return outcome;
 }
 

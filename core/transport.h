@@ -137,6 +137,11 @@ public:
     bool reading() const noexcept { return reading_; }
 
     // --- writing -----------------------------------------------------------
+    // Sends as much of bytes as the kernel takes now (outcome.bytes); the
+    // caller keeps the rest and calls again on_writable(). EPOLLOUT stays
+    // requested exactly while a send left bytes behind. Empty bytes: no
+    // syscall (a 0-byte send is never made).
+    WriteOutcome send(std::span<const std::uint8_t> bytes);
     // Sends output's readable bytes until drained or EAGAIN, consuming what
     // the kernel took; EPOLLOUT stays requested exactly while bytes remain.
     WriteOutcome flush(ByteBuffer& output);
@@ -154,6 +159,7 @@ public:
 private:
     void on_ready(std::uint32_t events) override;
     void update_interest();
+    void set_want_write(bool on);
     SizeResult send_retrying(std::span<const iovec> buffers);
 
     Reactor& reactor_;

@@ -8,6 +8,7 @@ packages=(
   clang-14 libclang-rt-14-dev libfuzzer-14-dev llvm-14
   catch2 librapidcheck-dev libbenchmark-dev
   lcov
+  libcli11-dev
 )
 
 missing=()

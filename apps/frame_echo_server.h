@@ -1,0 +1,88 @@
+// FrameEchoServer: accepts connections and echoes every frame of the default
+// protocol back unchanged, each connection driven by a ConnectionDriver.
+//
+// Built only on Reactor and Sys, so the very same server runs on the real
+// kernel (tools/eagain-echo) and in the simulation. It never prints: what a
+// human should know (a hostile frame, with the peer and the reason; accept
+// failures) goes to the log callback.
+//
+// Accepting: at most max_accepts_per_wakeup per readiness event (the
+// listening socket is level-triggered, so the rest come next poll).
+// accept4(2)'s errors: EAGAIN ends the batch, EINTR retries, ECONNABORTED
+// skips that connection (it is already gone), and EMFILE/ENFILE/ENOBUFS/
+// ENOMEM pause accepting for accept_pause, since a level-triggered listener
+// would otherwise report the same waiting connection on every poll.
+#pragma once
+
+#include "core/connection_driver.h"
+#include "core/reactor.h"
+#include "core/sys.h"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+namespace eagain {
+
+struct EchoServerOptions {
+    SockAddr listen_address = SockAddr::ipv4_loopback(0);  // port 0: the kernel picks
+    int backlog = 1024;
+    TransportOptions transport;
+    ConnectionConfig connection;
+    std::size_t max_connections = 100'000;  // beyond this, new connections are closed at once
+    std::size_t max_accepts_per_wakeup = 64;
+    Nanos accept_pause = std::chrono::milliseconds(100);
+    std::uint64_t seed = 1;  // each connection's jitter seed derives from it
+};
+
+struct EchoServerStats {
+    std::uint64_t accepted = 0;
+    std::uint64_t refused_over_limit = 0;
+    std::uint64_t closed = 0;
+    std::uint64_t frames_echoed = 0;
+    std::uint64_t hostile_frames = 0;
+    std::uint64_t accept_errors = 0;  // EMFILE and the like
+};
+
+class FrameEchoServer final : private Reactor::Handler, private ConnectionDriver::App {
+public:
+    using Log = std::function<void(std::string_view)>;
+
+    FrameEchoServer(Reactor& reactor, const EchoServerOptions& options, Log log = {});
+    ~FrameEchoServer();
+    FrameEchoServer(const FrameEchoServer&) = delete;
+    FrameEchoServer& operator=(const FrameEchoServer&) = delete;
+
+    // socket, SO_REUSEADDR, bind, listen, register. Returns the failing errno.
+    VoidResult open();
+    // The bound address (with the kernel-chosen port).
+    SockAddr local_address() const;
+    // Stops accepting and closes every connection at once.
+    void stop();
+
+    std::size_t open_connections() const noexcept { return connections_.size(); }
+    const EchoServerStats& stats() const noexcept { return stats_; }
+
+private:
+    void on_ready(std::uint32_t events) override;
+    void on_frame(ConnectionDriver& driver, const Frame& frame) override;
+    void on_closed(ConnectionDriver& driver, const CloseInfo& info, bool reconnecting) override;
+    void accept_one_batch();
+    void pause_accepting();
+    void sweep_finished();
+    void log(std::string_view line) const;
+
+    Reactor& reactor_;
+    Sys& sys_;
+    EchoServerOptions options_;
+    Log log_;
+    int listener_ = -1;
+    bool accept_paused_ = false;
+    bool sweep_scheduled_ = false;
+    std::vector<std::unique_ptr<ConnectionDriver>> connections_;  // in accept order
+    EchoServerStats stats_;
+};
+
+}  // namespace eagain

@@ -1,0 +1,210 @@
+#include "core/connection_driver.h"
+
+#include "core/assert.h"
+
+namespace eagain {
+namespace {
+
+// Transport::read's sink: the Connection's receive buffer, so recv() writes
+// straight into the frame decoder.
+struct ReceiveSink {
+    Connection& connection;
+    Nanos now;
+    std::span<std::uint8_t> prepare(std::size_t n) { return connection.receive_space(n); }
+    void commit(std::size_t k) { connection.on_received(now, k); }
+};
+
+// One input rarely needs more than a few rounds (send, which frees room,
+// which lifts backpressure, ...); the bound only guards against a policy bug
+// turning into an endless loop.
+constexpr int max_pump_rounds = 64;
+
+}  // namespace
+
+ConnectionDriver::ConnectionDriver(Reactor& reactor, App& app, ConnectionRole role, const ConnectionConfig& config,
+                                   const TransportOptions& transport, std::uint64_t seed)
+    : reactor_(reactor),
+      sys_(reactor.sys()),
+      app_(app),
+      transport_options_(transport),
+      connection_(role, config, seed) {}
+
+ConnectionDriver::~ConnectionDriver() {
+    if (tick_timer_)
+        reactor_.cancel_timer(*tick_timer_);
+    transport_.reset();
+}
+
+Transport::Events& ConnectionDriver::events() noexcept {
+    return *this;
+}
+
+void ConnectionDriver::start_accepted(int fd, const SockAddr& peer) {
+    EAGAIN_ASSERT(!transport_);
+    peer_ = peer;
+    transport_.emplace(reactor_, fd, transport_options_, events(), false);
+    const Nanos now = sys_.now();
+    EAGAIN_ASSERT(connection_.on_accepted(now) == StartError::none);
+    if (transport_->open_error() != 0)
+        fail(transport_->open_error());
+    pump();
+}
+
+void ConnectionDriver::start_connect(const SockAddr& peer) {
+    EAGAIN_ASSERT(!transport_);
+    peer_ = peer;
+    EAGAIN_ASSERT(connection_.connect(sys_.now()) == StartError::none);
+    pump();
+}
+
+SendError ConnectionDriver::send_frame(const DefaultHeader& header, std::span<const std::uint8_t> body) {
+    const SendError error = connection_.send_frame(sys_.now(), header, body);
+    pump();  // a no-op from inside a callback: the running pump sends it
+    return error;
+}
+
+void ConnectionDriver::close() {
+    connection_.close(sys_.now());
+    pump();
+}
+
+void ConnectionDriver::on_readable() {
+    if (!transport_ || transport_->connecting())
+        return;
+    ReceiveSink sink{connection_, sys_.now()};
+    const ReadOutcome read = transport_->read(sink);
+    const Nanos now = sys_.now();
+    // The peer's FIN takes effect in take_frames, after the frames before it.
+    if (read.status == ReadStatus::peer_finished)
+        connection_.on_peer_eof(now);
+    // Frames the app sends back from on_frame are sent together by the pump
+    // below, not one syscall each.
+    pumping_ = true;
+    connection_.take_frames(now, [&](const Frame& frame) { app_.on_frame(*this, frame); });
+    pumping_ = false;
+    if (read.status == ReadStatus::failed)
+        fail(read.error);
+    pump();
+}
+
+void ConnectionDriver::on_writable() {
+    if (!transport_)
+        return;
+    if (transport_->connecting()) {
+        const int error = transport_->finish_connect();
+        if (error == 0) {
+            connection_.on_connected(sys_.now());
+        } else {
+            ++errors_;
+            connection_.on_connect_failed(sys_.now(), error);
+        }
+    }
+    pump();
+}
+
+void ConnectionDriver::fail(int errno_value) {
+    ++errors_;
+    connection_.on_error(sys_.now(), errno_value);
+}
+
+void ConnectionDriver::begin_connect() {
+    EAGAIN_ASSERT(!transport_);
+    const Transport::ConnectStart start = Transport::start_connect(sys_, peer_);
+    if (start.status == ConnectStatus::failed) {
+        ++errors_;
+        connection_.on_connect_failed(sys_.now(), start.error);
+        return;
+    }
+    transport_.emplace(reactor_, start.fd, transport_options_, events(), start.status == ConnectStatus::in_progress);
+    if (transport_->open_error() != 0) {
+        ++errors_;
+        connection_.on_connect_failed(sys_.now(), transport_->open_error());
+        return;
+    }
+    // connect(2) may succeed at once; otherwise EPOLLOUT + SO_ERROR tell.
+    if (start.status == ConnectStatus::connected)
+        connection_.on_connected(sys_.now());
+}
+
+void ConnectionDriver::perform(const Action& action) {
+    switch (action.kind) {
+        case ActionKind::start_connect: begin_connect(); return;
+        case ActionKind::shutdown_write:
+            if (transport_) {
+                const VoidResult r = transport_->shutdown_write();
+                if (!r.ok())
+                    fail(r.error);
+            }
+            return;
+        case ActionKind::close_socket: transport_.reset(); return;
+    }
+}
+
+void ConnectionDriver::report(const Event& event) {
+    switch (event.kind) {
+        case EventKind::established: app_.on_established(*this); break;
+        case EventKind::closed: app_.on_closed(*this, event.close, event.reconnecting); break;
+        case EventKind::reconnect_scheduled:
+        case EventKind::heartbeat_sent:
+        case EventKind::backpressure_on:
+        case EventKind::backpressure_off: break;
+    }
+    app_.on_event(*this, event);
+}
+
+void ConnectionDriver::pump() {
+    if (pumping_)
+        return;
+    pumping_ = true;
+    bool send_blocked = false;  // EAGAIN seen: wait for EPOLLOUT, do not ask again now
+    for (int round = 0; round < max_pump_rounds; ++round) {
+        bool progressed = false;
+        while (const std::optional<Action> action = connection_.poll_action()) {
+            perform(*action);
+            progressed = true;
+        }
+        while (const std::optional<Event> event = connection_.poll_event()) {
+            report(*event);
+            progressed = true;
+        }
+        if (!send_blocked && transport_ && !transport_->connecting() && connection_.wants_write()) {
+            const std::span<const std::uint8_t> owed = connection_.pending_output();
+            if (!owed.empty()) {
+                const WriteOutcome sent = transport_->send(owed);
+                if (sent.bytes > 0) {
+                    connection_.on_sent(sys_.now(), sent.bytes);
+                    progressed = true;
+                }
+                if (sent.status == WriteStatus::failed) {
+                    fail(sent.error);
+                    progressed = true;
+                } else if (sent.status == WriteStatus::pending) {
+                    send_blocked = true;
+                }
+            }
+        }
+        if (!progressed)
+            break;
+    }
+    if (transport_ && !transport_->connecting())
+        transport_->set_reading(connection_.wants_read());
+    schedule_tick();
+    pumping_ = false;
+}
+
+void ConnectionDriver::schedule_tick() {
+    const std::optional<Nanos> deadline = connection_.next_deadline();
+    if (tick_timer_ && (!deadline || *deadline != tick_timer_->deadline)) {
+        reactor_.cancel_timer(*tick_timer_);
+        tick_timer_.reset();
+    }
+    if (!deadline || tick_timer_)
+        return;
+    tick_timer_ = reactor_.add_timer(*deadline, [this] {
+        tick_timer_.reset();
+        connection_.tick(sys_.now());
+        pump();
+    });
+}
+
+}  // namespace eagain
