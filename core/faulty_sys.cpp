@@ -20,7 +20,9 @@ bool is_transfer(SysCall call) noexcept {
     return call == SysCall::send || call == SysCall::writev || call == SysCall::recv || call == SysCall::readv;
 }
 
-bool is_sending(SysCall call) noexcept { return call == SysCall::send || call == SysCall::writev; }
+bool is_sending(SysCall call) noexcept {
+    return call == SysCall::send || call == SysCall::writev;
+}
 
 // The table of what Linux can return from each call (man 2 send, recv,
 // readv, connect, accept4, close, epoll_wait).
@@ -290,9 +292,8 @@ void FaultySys::forget_fd(int fd) {
     stream_bytes_.erase(fd);
     // A closed fd leaves every epoll set, and a closed epoll fd takes its
     // registrations with it.
-    std::erase_if(registrations_, [fd](const auto& entry) {
-        return entry.first.first == fd || entry.first.second == fd;
-    });
+    std::erase_if(registrations_,
+                  [fd](const auto& entry) { return entry.first.first == fd || entry.first.second == fd; });
 }
 
 FaultySys::Registration* FaultySys::registration_by_data(int epoll_fd, std::uint64_t data) {
@@ -402,8 +403,7 @@ SizeResult FaultySys::transfer_call(SysCall call, int fd, std::size_t length_byt
     };
     const std::uint32_t direction = sending ? epoll_out : epoll_in;
 
-    const std::optional<Pick> chosen =
-        pick(call, fd, Transfer{position(), length_bytes}, (flags & MSG_DONTWAIT) != 0);
+    const std::optional<Pick> chosen = pick(call, fd, Transfer{position(), length_bytes}, (flags & MSG_DONTWAIT) != 0);
     if (!chosen.has_value()) {
         const SizeResult result = perform(length_bytes);
         advance(result);

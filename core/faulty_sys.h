@@ -33,8 +33,7 @@
 //     close on them, as it must after a real reset.
 //
 // Readiness: an injected fault that leaves readiness unconsumed (EAGAIN,
-// EINTR, short transfers on send/writev/recv/readv/accept4; EMFILE and
-// ECONNABORTED on accept4) owes an edge: EPOLLIN for recv/readv/accept4,
+// EINTR, short transfers; EMFILE and ECONNABORTED on accept4) owes an edge: EPOLLIN for recv/readv/accept4,
 // EPOLLOUT for send/writev. FaultySys watches epoll_ctl, and the next
 // epoll_wait on an epoll fd where that fd is registered for that direction
 // (and armed, for EPOLLONESHOT) reports it with the registered data, OR-ed
@@ -125,7 +124,7 @@ enum class RuleError : std::uint8_t {
     call_number_zero,           // call numbers are 1-based; every 0th call is meaningless
     bad_chance,                 // denominator 0, or numerator above it
     max_hits_zero,              // a rule that may never fire is a mistake
-    negative_fd,
+    negative_fd,                // fds are never negative; nullopt means any fd
     too_many_rules,             // more than FaultySys::max_rules
 };
 std::string_view to_string(RuleError error) noexcept;
@@ -138,8 +137,8 @@ struct FaultEvent {
     std::uint64_t syscall_number = 0;  // all calls of this syscall through this FaultySys
     std::size_t rule_index = 0;        // order the rule was added, from 0
     FaultKind fault = FaultKind::eagain;
-    std::size_t requested_bytes = 0;   // short_transfer: the caller's length
-    std::size_t limit_bytes = 0;       // short_transfer: what was offered to the inner call
+    std::size_t requested_bytes = 0;  // short_transfer: the caller's length
+    std::size_t limit_bytes = 0;      // short_transfer: what was offered to the inner call
     friend bool operator==(const FaultEvent&, const FaultEvent&) = default;
 };
 // "short write 3 of 10 bytes", "short read 3 of 10 bytes", "EAGAIN", ...
