@@ -2,6 +2,8 @@
 
 #include "core/assert.h"
 
+#include <sys/epoll.h>
+
 namespace eagain {
 namespace {
 
@@ -84,6 +86,12 @@ void ConnectionDriver::on_readable() {
     pumping_ = false;
     if (read.status == ReadStatus::failed)
         fail(read.error);
+    // The receive buffer filled before the socket was drained. take_frames
+    // has made room; an edge-triggered socket gets no new edge for bytes
+    // already queued, so look again on the next poll. (When the policy stops
+    // reading instead, set_reading(true) looks again once it resumes.)
+    if (read.status == ReadStatus::sink_full && transport_ && connection_.wants_read())
+        reactor_.wake_again(transport_->fd(), EPOLLIN);
     pump();
 }
 

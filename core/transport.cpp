@@ -254,13 +254,20 @@ void Transport::on_ready(std::uint32_t events) {
     const bool readable = error || (events & (EPOLLIN | EPOLLRDHUP)) != 0;
     const bool writable = error || (events & EPOLLOUT) != 0;
     if (connecting_) {
+        // May destroy this Transport: nothing may follow it.
         if (readable || writable)
             events_.on_writable();
         return;
     }
-    if (readable)
+    if (readable) {
+        bool destroyed = false;
+        destroyed_ = &destroyed;
         events_.on_readable();
-    // The owner may have closed us while handling the read.
+        if (destroyed)
+            return;  // the owner destroyed us while handling the read
+        destroyed_ = nullptr;
+    }
+    // The owner may also have closed the socket while handling the read.
     if (writable && is_open())
         events_.on_writable();
 }

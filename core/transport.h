@@ -7,7 +7,9 @@
 //                 EAGAIN       keep everything, ask for EPOLLOUT
 //                 EINTR        retry at once (bounded)
 //                 EPIPE/ECONNRESET   the connection is over, with that errno
-//                 MSG_NOSIGNAL always: a reset peer must not raise SIGPIPE
+//                 MSG_NOSIGNAL on send: a reset peer must not raise SIGPIPE
+//                 (write() of several pieces uses writev, which takes no
+//                 flags: a process that uses it must ignore SIGPIPE)
 //                 never a 0-byte send; EPOLLOUT dropped as soon as drained
 //   recv          n > 0        hand the bytes on
 //                 0            the peer finished sending (FIN)
@@ -172,6 +174,10 @@ private:
     bool reading_ = true;
     bool want_write_ = false;
     std::uint32_t interest_ = 0;  // as last given to epoll
+    // Set while on_ready() runs: the owner may destroy this Transport from
+    // inside on_readable() (closing on a reset, say), and on_ready() must
+    // then not touch it again.
+    bool* destroyed_ = nullptr;
 };
 
 // ---------------------------------------------------------------------------
