@@ -243,15 +243,32 @@ struct Loopback {
         REQUIRE(sent == bytes.size());
     }
 
+    // Sends from the peer until its buffers and ours are full (EAGAIN);
+    // returns how many of bytes went.
+    std::size_t peer_fills(std::span<const std::uint8_t> bytes) {
+        std::size_t sent = 0;
+        for (int calls = 0; calls < 1000 && sent < bytes.size(); ++calls) {
+            const SizeResult r = kernel.send(peer.get(), bytes.subspan(sent), MSG_NOSIGNAL);
+            if (!r.ok()) {
+                REQUIRE(eagain::would_block(r.error));
+                return sent;
+            }
+            sent += r.value;
+        }
+        FAIL("the peer never met EAGAIN");
+        return sent;
+    }
+
     // Waits (bounded) until `size_bytes` are queued for us to read, so a
     // reader meets all of them at its first wake-up.
-    void wait_until_queued_for_us(std::size_t size_bytes) {
+    void wait_until_queued_for_us(std::size_t size_bytes) { wait_until_queued(our_fd, size_bytes); }
+    void wait_until_queued(int fd, std::size_t size_bytes) {
         for (int round = 0; round < 100; ++round) {
-            const auto queued = kernel.ioctl_fionread(our_fd);
+            const auto queued = kernel.ioctl_fionread(fd);
             REQUIRE(queued.ok());
             if (static_cast<std::size_t>(queued.value) >= size_bytes)
                 return;
-            (void)eagain::test::wait_once(kernel, our_fd, epoll_in, 10);
+            (void)eagain::test::wait_once(kernel, fd, epoll_in, 10);
         }
         FAIL("the peer's bytes did not arrive");
     }
@@ -395,10 +412,12 @@ public:
 
     std::span<const std::uint8_t> received() const noexcept { return received_.readable(); }
     bool closed() const noexcept { return !transport_.is_open(); }
+    std::size_t max_bytes_per_wakeup() const noexcept { return max_bytes_per_wakeup_; }
 
 private:
     void on_readable() override {
         const eagain::ReadOutcome outcome = transport_.read(received_);
+        max_bytes_per_wakeup_ = std::max(max_bytes_per_wakeup_, outcome.bytes);
         if (outcome.status == ReadStatus::peer_finished || outcome.status == ReadStatus::failed)
             transport_.close();
     }
@@ -406,6 +425,7 @@ private:
 
     Transport transport_;
     ByteBuffer received_;
+    std::size_t max_bytes_per_wakeup_ = 0;
 };
 
 // A Transport connecting: finish_connect() at the first EPOLLOUT.
@@ -1070,5 +1090,84 @@ TEST_CASE(
         CHECK_FALSE(verdict.ok());
         CHECK(verdict.unread_bytes > 0);
         CHECK(reader.log().wakeups == 1);  // one edge, and no other
+    }
+}
+
+// =============================================================================
+// Fairness: a bounded read per wake-up
+
+namespace {
+
+// With one peer's backlog far larger than the budget: is the work done for
+// it per wake-up bounded, and is a quiet peer served in the very first poll?
+struct FairnessVerdict {
+    std::size_t budget_bytes = 0;
+    std::size_t busy_max_bytes_per_wakeup = 0;
+    bool quiet_served_in_first_poll = false;
+
+    bool ok() const noexcept { return quiet_served_in_first_poll && busy_max_bytes_per_wakeup <= budget_bytes; }
+};
+
+std::string describe(const FairnessVerdict& v) {
+    return "the busy peer got up to " + std::to_string(v.busy_max_bytes_per_wakeup) + " bytes per wake-up (budget " +
+           std::to_string(v.budget_bytes) + "), the quiet one was " +
+           (v.quiet_served_in_first_poll ? "served in the first poll" : "not served in the first poll");
+}
+
+}  // namespace
+
+TEST_CASE(
+    "a peer with a large backlog does not hold the loop: Transport reads a budget per wake-up, an unbounded "
+    "edge-triggered drain reads the whole backlog first",
+    "[pitfall]") {
+    // Draining to EAGAIN is what edge-triggering demands, but a peer that
+    // keeps the socket full keeps the drain going while every other
+    // connection waits. libuv caps the work per wake-up ("prevent loop
+    // starvation"); an edge-triggered reader that stops early must ask to be
+    // woken again (Reactor::wake_again), since no new edge will come.
+    const FdLeakCheck leaks;
+    Loopback net;  // ours is the busy connection
+    const eagain::test::SocketPair quiet_pair = eagain::test::connected_pair(net.kernel);
+    OwnedFd quiet_ours(net.faulty, quiet_pair.client);
+    const OwnedFd quiet_peer(net.kernel, quiet_pair.server);
+
+    const std::vector<std::uint8_t> stream = pattern(8 * 1024 * 1024, 11);
+    const std::span<const std::uint8_t> backlog = std::span(stream).first(net.peer_fills(stream));
+    const std::vector<std::uint8_t> hello = pattern(5, 12);
+    REQUIRE(net.kernel.send(quiet_peer.get(), hello, MSG_NOSIGNAL).value == hello.size());
+    net.wait_until_queued(quiet_ours.get(), hello.size());
+
+    FairnessVerdict verdict;
+    verdict.budget_bytes = 8 * 1024;
+    REQUIRE(backlog.size() > 8 * verdict.budget_bytes);
+    // Both are registered with their bytes already there, so epoll reports
+    // them in registration order: the busy one first.
+    SECTION("Transport, edge-triggered, read_budget_bytes per wake-up") {
+        TransportOptions options;
+        options.trigger = TriggerMode::edge;
+        options.read_budget_bytes = verdict.budget_bytes;
+        options.recv_chunk_bytes = pitfalls::naive_chunk_bytes;
+        TransportReader busy(net.reactor, net.ours.release(), options);
+        TransportReader quiet(net.reactor, quiet_ours.release(), options);
+        REQUIRE(net.reactor.poll(poll_timeout).ok());
+        verdict.quiet_served_in_first_poll = quiet.received().size() == hello.size();
+        poll_until(net.reactor, [&] { return busy.received().size() == backlog.size(); });
+        verdict.busy_max_bytes_per_wakeup = busy.max_bytes_per_wakeup();
+        INFO(describe(verdict));
+        CHECK(verdict.ok());
+        CHECK(check_delivery(backlog, busy.received()).complete());  // and the busy one still gets everything
+    }
+    SECTION("naive: recv until EAGAIN, no budget") {
+        pitfalls::NaiveReader busy(net.reactor, net.ours.get(), epoll_in | epoll_et, pitfalls::naive_read_until_eagain);
+        pitfalls::NaiveReader quiet(net.reactor, quiet_ours.get(), epoll_in | epoll_et,
+                                    pitfalls::naive_read_until_eagain);
+        REQUIRE(busy.add_error() == 0);
+        REQUIRE(quiet.add_error() == 0);
+        REQUIRE(net.reactor.poll(poll_timeout).ok());
+        verdict.quiet_served_in_first_poll = quiet.log().received.size() == hello.size();
+        verdict.busy_max_bytes_per_wakeup = busy.log().max_bytes_per_wakeup;
+        INFO(describe(verdict));
+        CHECK_FALSE(verdict.ok());
+        CHECK(verdict.busy_max_bytes_per_wakeup == backlog.size());  // all of it before the quiet peer's turn
     }
 }

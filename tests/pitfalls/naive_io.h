@@ -18,6 +18,7 @@
 
 #include <sys/epoll.h>
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -130,6 +131,7 @@ inline NaiveConnect naive_connect(Sys& sys, const SockAddr& address) {
 struct NaiveReadLog {
     std::vector<std::uint8_t> received;
     std::uint64_t wakeups = 0;
+    std::size_t max_bytes_per_wakeup = 0;
     bool closed = false;
     int error = 0;  // the errno it closed on, if any
 };
@@ -161,7 +163,9 @@ private:
         if (log_.closed)
             return;
         ++log_.wakeups;
+        const std::size_t before = log_.received.size();
         step_(reactor_, fd_, log_);
+        log_.max_bytes_per_wakeup = std::max(log_.max_bytes_per_wakeup, log_.received.size() - before);
     }
 
     Reactor& reactor_;
@@ -213,6 +217,19 @@ inline void naive_read_once(Reactor& reactor, int fd, NaiveReadLog& log) {
     const SizeResult n = reactor.sys().recv(fd, chunk, 0);
     if (n.ok() && n.value > 0)
         append(log, chunk, n.value);
+}
+
+// Fairness, edge-triggered: drains to EAGAIN, as epoll(7) says, but with no
+// bound on the bytes per wake-up. A peer that keeps the socket full holds
+// the loop for as long as it keeps sending, and every other connection waits.
+inline void naive_read_until_eagain(Reactor& reactor, int fd, NaiveReadLog& log) {
+    std::array<std::uint8_t, naive_chunk_bytes> chunk{};
+    for (int reads = 0; reads < 100'000; ++reads) {  // the harness's cap, not the variant's
+        const SizeResult n = reactor.sys().recv(fd, chunk, 0);
+        if (!n.ok() || n.value == 0)
+            return;
+        append(log, chunk, n.value);
+    }
 }
 
 // ---------------------------------------------------------------------------
