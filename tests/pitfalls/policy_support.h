@@ -2,8 +2,9 @@
 // so the same check judges the real ConnectionDriver and a naive variant:
 //
 //   WitnessSys   a Sys decorator that records every connect() (virtual time,
-//                fd, result) and which sockets the code under test opened
-//                and has not closed;
+//                fd, result), which sockets the code under test opened and
+//                has not closed, and the bytes each accepted socket took in
+//                and sent out;
 //   RawPeer      the far end of one connection, on the same Reactor: decodes
 //                frames, records when each ping arrived, optionally answers
 //                pings with pongs and echoes app frames;
@@ -21,10 +22,12 @@
 
 #include <sys/epoll.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -56,6 +59,18 @@ public:
         int error = 0;  // 0, EINPROGRESS, ECONNREFUSED, ...
     };
 
+    // One accepted connection's byte counts, kept after it closes.
+    struct Traffic {
+        SockAddr peer;
+        std::uint64_t received_bytes = 0;
+        std::uint64_t sent_bytes = 0;
+        // The most received and not (yet) sent back, measured after every
+        // receive: for an echo server, the output it buffers (up to one
+        // partial frame).
+        std::uint64_t unsent_bytes_max = 0;
+        bool open = true;
+    };
+
     explicit WitnessSys(Sys& inner) noexcept : inner_(inner) {}
 
     const std::vector<ConnectCall>& connects() const noexcept { return connects_; }
@@ -69,6 +84,14 @@ public:
     // through it.
     const std::set<int>& open_sockets() const noexcept { return open_sockets_; }
     std::uint64_t overflow() const noexcept { return overflow_; }
+    // The accepted connection from peer (the latest, if there were several).
+    const Traffic* traffic_from(const SockAddr& peer) const noexcept {
+        for (auto it = traffic_.rbegin(); it != traffic_.rend(); ++it) {
+            if (it->peer == peer)
+                return &*it;
+        }
+        return nullptr;
+    }
 
     FdResult socket(int domain, int type, int protocol) override {
         const FdResult r = inner_.socket(domain, type, protocol);
@@ -79,9 +102,19 @@ public:
     VoidResult bind(int fd, const SockAddr& address) override { return inner_.bind(fd, address); }
     VoidResult listen(int fd, int backlog) override { return inner_.listen(fd, backlog); }
     FdResult accept4(int fd, SockAddr* peer, int flags) override {
-        const FdResult r = inner_.accept4(fd, peer, flags);
-        if (r.ok())
-            open_sockets_.insert(r.value);
+        SockAddr from;
+        const FdResult r = inner_.accept4(fd, &from, flags);
+        if (!r.ok())
+            return r;
+        if (peer != nullptr)
+            *peer = from;
+        open_sockets_.insert(r.value);
+        if (traffic_.size() < record_capacity) {
+            traffic_by_fd_[r.value] = traffic_.size();
+            traffic_.push_back(Traffic{from, 0, 0, 0, true});
+        } else {
+            ++overflow_;
+        }
         return r;
     }
     VoidResult connect(int fd, const SockAddr& address) override {
@@ -99,16 +132,25 @@ public:
     SysResult<SockAddr> getsockname(int fd) override { return inner_.getsockname(fd); }
     SysResult<SockAddr> getpeername(int fd) override { return inner_.getpeername(fd); }
     SizeResult send(int fd, std::span<const std::uint8_t> data, int flags) override {
-        return inner_.send(fd, data, flags);
+        return count_sent(fd, inner_.send(fd, data, flags));
     }
     SizeResult recv(int fd, std::span<std::uint8_t> buffer, int flags) override {
-        return inner_.recv(fd, buffer, flags);
+        return count_received(fd, inner_.recv(fd, buffer, flags), (flags & MSG_PEEK) != 0);
     }
-    SizeResult readv(int fd, std::span<const iovec> buffers) override { return inner_.readv(fd, buffers); }
-    SizeResult writev(int fd, std::span<const iovec> buffers) override { return inner_.writev(fd, buffers); }
+    SizeResult readv(int fd, std::span<const iovec> buffers) override {
+        return count_received(fd, inner_.readv(fd, buffers), false);
+    }
+    SizeResult writev(int fd, std::span<const iovec> buffers) override {
+        return count_sent(fd, inner_.writev(fd, buffers));
+    }
     VoidResult shutdown(int fd, int how) override { return inner_.shutdown(fd, how); }
     VoidResult close(int fd) override {
-        open_sockets_.erase(fd);  // close(2): the fd is released even on EINTR
+        // close(2): the fd is released even on EINTR.
+        open_sockets_.erase(fd);
+        if (Traffic* traffic = traffic_of(fd)) {
+            traffic->open = false;
+            traffic_by_fd_.erase(fd);
+        }
         return inner_.close(fd);
     }
     FdResult fcntl(int fd, int command, int argument) override { return inner_.fcntl(fd, command, argument); }
@@ -123,9 +165,33 @@ public:
     Nanos now() override { return inner_.now(); }
 
 private:
+    Traffic* traffic_of(int fd) noexcept {
+        const auto it = traffic_by_fd_.find(fd);
+        return it == traffic_by_fd_.end() ? nullptr : &traffic_[it->second];
+    }
+    SizeResult count_sent(int fd, SizeResult r) {
+        Traffic* traffic = traffic_of(fd);
+        if (traffic != nullptr && r.ok())
+            traffic->sent_bytes += r.value;
+        return r;
+    }
+    SizeResult count_received(int fd, SizeResult r, bool peek) {
+        Traffic* traffic = traffic_of(fd);
+        if (traffic != nullptr && r.ok() && !peek) {
+            traffic->received_bytes += r.value;
+            // Never negative for an echo: nothing is sent before it arrived.
+            const std::uint64_t unsent =
+                traffic->received_bytes > traffic->sent_bytes ? traffic->received_bytes - traffic->sent_bytes : 0;
+            traffic->unsent_bytes_max = std::max(traffic->unsent_bytes_max, unsent);
+        }
+        return r;
+    }
+
     Sys& inner_;
     std::vector<ConnectCall> connects_;
     std::set<int> open_sockets_;
+    std::vector<Traffic> traffic_;              // in accept order
+    std::map<int, std::size_t> traffic_by_fd_;  // open accepted fds -> traffic_
     std::uint64_t overflow_ = 0;
 };
 
