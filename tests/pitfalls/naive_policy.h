@@ -12,6 +12,8 @@
 //                         a fixed 1 s, or doubling that never starts over.
 //   NaiveFrameServer      trusts the length field: waits for the body it
 //                         announces (4 GiB for 0xffffffff), never closes.
+//   NaiveBufferingEchoServer  always reads, and queues every echo in an
+//                         output buffer without a limit.
 //
 // Test code, not a pattern: every one of them is wrong on purpose.
 #pragma once
@@ -400,6 +402,132 @@ private:
     Reactor& reactor_;
     Sys& sys_;
     Log log_;
+    int listener_ = -1;
+    std::vector<std::unique_ptr<Conn>> connections_;
+};
+
+// ---------------------------------------------------------------------------
+
+// Echoes every byte it receives: "read(fd, buf); out.append(buf);
+// write(fd, out)". Reading never stops, whatever out holds, so a peer that
+// sends and never reads grows out without bound.
+class NaiveBufferingEchoServer final : private Reactor::Handler {
+public:
+    using Log = std::function<void(std::string_view)>;
+    static constexpr std::size_t max_connections = 16;
+    static constexpr std::size_t recv_chunk_bytes = 64U * 1024U;
+
+    NaiveBufferingEchoServer(Reactor& reactor, Log /*log*/) : reactor_(reactor), sys_(reactor.sys()) {}
+    ~NaiveBufferingEchoServer() { stop(); }
+    NaiveBufferingEchoServer(const NaiveBufferingEchoServer&) = delete;
+    NaiveBufferingEchoServer& operator=(const NaiveBufferingEchoServer&) = delete;
+
+    VoidResult open() {
+        const FdResult fd = sys_.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (!fd.ok())
+            return VoidResult::failure(fd.error);
+        listener_ = fd.value;
+        VoidResult r = sys_.bind(listener_, SockAddr::ipv4_loopback(0));
+        if (r.ok())
+            r = sys_.listen(listener_, 64);
+        if (r.ok())
+            r = reactor_.add(listener_, EPOLLIN, *this);
+        return r;
+    }
+    SockAddr local_address() const {
+        const SysResult<SockAddr> name = sys_.getsockname(listener_);
+        return name.ok() ? name.value : SockAddr{};
+    }
+    void stop() {
+        connections_.clear();
+        if (listener_ < 0)
+            return;
+        if (reactor_.registered(listener_))
+            (void)reactor_.remove(listener_);
+        (void)sys_.close(listener_);
+        listener_ = -1;
+    }
+
+private:
+    class Conn final : private Reactor::Handler {
+    public:
+        Conn(NaiveBufferingEchoServer& server, int fd) : server_(server), fd_(fd) {
+            (void)server_.reactor_.add(fd_, EPOLLIN, *this);
+        }
+        ~Conn() { close(); }
+        Conn(const Conn&) = delete;
+        Conn& operator=(const Conn&) = delete;
+
+    private:
+        void on_ready(std::uint32_t events) override {
+            if ((events & EPOLLOUT) != 0)
+                flush();
+            if (fd_ >= 0 && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0)
+                read_once();
+        }
+
+        void read_once() {
+            std::vector<std::uint8_t> chunk(recv_chunk_bytes);
+            const SizeResult r = server_.sys_.recv(fd_, chunk, 0);
+            if (!r.ok()) {
+                if (!would_block(r.error) && r.error != EINTR)
+                    close();
+                return;
+            }
+            if (r.value == 0) {
+                close();
+                return;
+            }
+            out_.insert(out_.end(), chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(r.value));
+            flush();
+        }
+
+        void flush() {
+            if (out_.size() > sent_) {
+                const SizeResult r =
+                    server_.sys_.send(fd_, std::span<const std::uint8_t>(out_).subspan(sent_), MSG_NOSIGNAL);
+                if (r.ok())
+                    sent_ += r.value;
+                else if (!would_block(r.error) && r.error != EINTR) {
+                    close();
+                    return;
+                }
+            }
+            if (sent_ == out_.size()) {
+                out_.clear();
+                sent_ = 0;
+            }
+            (void)server_.reactor_.modify(fd_, EPOLLIN | (out_.empty() ? 0U : static_cast<std::uint32_t>(EPOLLOUT)));
+        }
+
+        void close() {
+            if (fd_ < 0)
+                return;
+            if (server_.reactor_.registered(fd_))
+                (void)server_.reactor_.remove(fd_);
+            (void)server_.sys_.close(fd_);
+            fd_ = -1;
+        }
+
+        NaiveBufferingEchoServer& server_;
+        int fd_ = -1;
+        std::vector<std::uint8_t> out_;  // no limit: the pitfall
+        std::size_t sent_ = 0;
+    };
+
+    void on_ready(std::uint32_t /*events*/) override {
+        const FdResult r = sys_.accept4(listener_, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (!r.ok())
+            return;
+        if (connections_.size() >= max_connections) {
+            (void)sys_.close(r.value);
+            return;
+        }
+        connections_.push_back(std::make_unique<Conn>(*this, r.value));
+    }
+
+    Reactor& reactor_;
+    Sys& sys_;
     int listener_ = -1;
     std::vector<std::unique_ptr<Conn>> connections_;
 };
