@@ -122,11 +122,16 @@ public:
         fds_.push_back(fd);
         return fd;
     }
-    // A non-blocking client socket, connected (waited for, bounded).
-    int connected_to(const SockAddr& address) {
+    // A non-blocking client socket, connected (waited for, bounded);
+    // socket_buffer_bytes sets SO_RCVBUF and SO_SNDBUF first.
+    int connected_to(const SockAddr& address, std::optional<int> socket_buffer_bytes = std::nullopt) {
         const FdResult fd = sys_.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         REQUIRE(fd.ok());
         fds_.push_back(fd.value);
+        if (socket_buffer_bytes) {
+            REQUIRE(sys_.set_int_option(fd.value, SOL_SOCKET, SO_RCVBUF, *socket_buffer_bytes).ok());
+            REQUIRE(sys_.set_int_option(fd.value, SOL_SOCKET, SO_SNDBUF, *socket_buffer_bytes).ok());
+        }
         const VoidResult r = sys_.connect(fd.value, address);
         REQUIRE((r.ok() || r.error == EINPROGRESS));
         REQUIRE((wait_once(sys_, fd.value, EPOLLOUT) & EPOLLOUT) != 0);
@@ -904,6 +909,201 @@ TEST_CASE("hostile frames: a negative and an oversized length each close only th
         // What it did instead.
         CHECK(std::find(run.log.begin(), run.log.end(),
                         "wanted 4294967295 bytes from " + run.hostile_address[0].to_string()) != run.log.end());
+    }
+}
+
+// ===========================================================================
+// 6. Backpressure
+// ===========================================================================
+
+constexpr std::size_t flood_body_bytes = 1024;
+constexpr std::size_t flood_frame_bytes = DefaultHeader::size_bytes + flood_body_bytes;
+// Far above what the kernel buffers between the flooder and a server that
+// stopped reading (the server's send buffer autotunes up to tcp_wmem's 4 MiB;
+// about 8 MiB went in when the flooder's own buffers autotuned too).
+constexpr std::uint64_t flood_cap_bytes = 16U * 1024U * 1024U;
+
+// A client that sends frames as fast as the kernel takes them and never
+// reads. Its socket buffers are tiny (fixed, so not autotuned): the echoes
+// back up at once, and little of the flood waits on its side.
+class Flooder {
+public:
+    Flooder(FixtureSockets& fixture, const SockAddr& server) : sys_(fixture.sys()) {
+        fd_ = fixture.connected_to(server, 4096);
+        address_ = fixture.address(fd_);
+        ByteBuffer frames;
+        for (std::uint32_t seq = 0; seq < frames_per_block; ++seq) {
+            const std::vector<std::uint8_t> body(flood_body_bytes, static_cast<std::uint8_t>(seq));
+            REQUIRE(encode_frame(FrameSpec{}, DefaultHeader{app_cmd, seq, 0, 0, 0}.bytes(), body, frames) ==
+                    EncodeError::none);
+        }
+        block_.assign(frames.readable().begin(), frames.readable().end());
+    }
+
+    const SockAddr& address() const noexcept { return address_; }
+    std::uint64_t sent_bytes() const noexcept { return sent_bytes_; }
+    bool ended() const noexcept { return ended_; }
+
+    // Sends until EAGAIN, the cap, or an error; returns the bytes sent.
+    std::uint64_t flood() {
+        std::uint64_t sent_now = 0;
+        for (int i = 0; i < max_sends_per_call && !ended_ && sent_bytes_ < flood_cap_bytes; ++i) {
+            const std::size_t offset = static_cast<std::size_t>(sent_bytes_ % block_.size());
+            const SizeResult r = sys_.send(fd_, std::span<const std::uint8_t>(block_).subspan(offset), MSG_NOSIGNAL);
+            if (!r.ok()) {
+                ended_ = !would_block(r.error) && r.error != EINTR;
+                break;
+            }
+            sent_bytes_ += r.value;
+            sent_now += r.value;
+        }
+        return sent_now;
+    }
+
+private:
+    static constexpr std::uint32_t frames_per_block = 64;
+    static constexpr int max_sends_per_call = 64;
+
+    Sys& sys_;
+    int fd_ = -1;
+    SockAddr address_;
+    std::vector<std::uint8_t> block_;
+    std::uint64_t sent_bytes_ = 0;
+    bool ended_ = false;
+};
+
+struct BackpressureRun {
+    std::optional<WitnessSys::Traffic> flooded;  // the server's side of the flooder's connection
+    SockAddr flooder_address;
+    std::uint64_t flooder_sent_bytes = 0;
+    std::vector<std::string> log;
+    std::uint64_t good_echoes = 0;
+    std::uint64_t good_mismatches = 0;
+    bool good_open = false;
+};
+
+// make(reactor, log) -> unique_ptr to a server with open(), local_address().
+template <class Make>
+BackpressureRun run_backpressure(Make make) {
+    FixtureSockets fixture;
+    RealWorld world;
+    BackpressureRun run;
+    auto server = make(world.reactor, [&run](std::string_view line) {
+        if (run.log.size() < record_capacity)
+            run.log.emplace_back(line);
+    });
+    REQUIRE(server->open().ok());
+    const SockAddr address = server->local_address();
+
+    Flooder flooder(fixture, address);
+    run.flooder_address = flooder.address();
+    // Flood until the flooder is stopped for good (no byte taken in 50 polls
+    // in a row), is cut off, or reaches its cap.
+    int idle_polls = 0;
+    for (int i = 0; i < 5000 && idle_polls < 50 && !flooder.ended() && flooder.sent_bytes() < flood_cap_bytes; ++i) {
+        idle_polls = flooder.flood() == 0 ? idle_polls + 1 : 0;
+        REQUIRE(world.reactor.poll(1ms).ok());
+    }
+    run.flooder_sent_bytes = flooder.sent_bytes();
+
+    // Meanwhile another client is served as usual.
+    ClientRecorder app(world.witness);
+    ConnectionDriver good(world.reactor, app, ConnectionRole::client, ConnectionConfig{}, TransportOptions{}, 1);
+    std::uint32_t next_to_send = 0;
+    const auto send_next = [&](ConnectionDriver& driver) {
+        if (next_to_send < good_frames_total &&
+            driver.send_frame(DefaultHeader{app_cmd, next_to_send, 0, 0, 0}, body_of(next_to_send)) == SendError::none)
+            ++next_to_send;
+    };
+    app.on_frame_hook = [&](ConnectionDriver& driver, const Frame& frame) {
+        const DefaultHeader header = DefaultHeader::parse(frame.header.first<DefaultHeader::size_bytes>());
+        const std::vector<std::uint8_t> expected = body_of(static_cast<std::uint32_t>(run.good_echoes));
+        if (header.cmd != app_cmd || header.seq != run.good_echoes ||
+            !std::equal(frame.body.begin(), frame.body.end(), expected.begin(), expected.end()))
+            ++run.good_mismatches;
+        ++run.good_echoes;
+        send_next(driver);
+    };
+    good.start_connect(address);
+    REQUIRE(poll_until(
+        world.reactor, [&] { return !app.established_at().empty(); }, 200, 10ms));
+    send_next(good);
+    (void)poll_until(
+        world.reactor, [&] { return run.good_echoes >= good_frames_total; }, 200, 10ms);
+    run.good_open = good.connection().state() == ConnectionState::established;
+
+    if (const WitnessSys::Traffic* traffic = world.witness.traffic_from(run.flooder_address))
+        run.flooded = *traffic;
+    return run;
+}
+
+EchoServerOptions backpressure_options(std::size_t high_water_bytes, std::size_t limit_bytes) {
+    EchoServerOptions options;
+    options.connection.output_high_water_bytes = high_water_bytes;
+    options.connection.output_low_water_bytes = high_water_bytes / 4;
+    options.connection.output_limit_bytes = limit_bytes;
+    return options;
+}
+
+// What a server may hold for one connection: its high water mark, plus one
+// read's worth of frames echoed on top before reading stops, plus a partial
+// frame the estimate counts as unsent.
+std::uint64_t output_bound(const EchoServerOptions& options) {
+    return options.connection.output_high_water_bytes + options.transport.recv_chunk_bytes + flood_frame_bytes;
+}
+
+// Pitfall 6: for a client that sends and never reads, the server's output
+// stays bounded (reading stops at high water; the hard limit closes it), and
+// the other clients are served.
+Verdict output_stays_bounded(const BackpressureRun& run, std::uint64_t bound_bytes) {
+    Verdict v;
+    if (!run.flooded) {
+        v.refute("the server never accepted the flooding client");
+    } else if (run.flooded->unsent_bytes_max > bound_bytes) {
+        v.refute("the server held up to " + std::to_string(run.flooded->unsent_bytes_max) +
+                 " bytes for the client that never reads (bound " + std::to_string(bound_bytes) + ")");
+    }
+    if (run.good_echoes != good_frames_total || run.good_mismatches != 0)
+        v.refute("the other client got " + std::to_string(run.good_echoes) + " of " +
+                 std::to_string(good_frames_total) + " echoes, " + std::to_string(run.good_mismatches) + " wrong");
+    if (!run.good_open)
+        v.refute("the other client's connection ended");
+    return v;
+}
+
+TEST_CASE("backpressure: a client that never reads gets bounded output from the echo server; others are served",
+          "[pitfall][policy][backpressure]") {
+    SECTION("FrameEchoServer: reading stops at high water, the connection stays open") {
+        const EchoServerOptions options = backpressure_options(64U * 1024U, 1024U * 1024U);
+        const BackpressureRun run = run_backpressure([&](Reactor& reactor, FrameEchoServer::Log log) {
+            return std::make_unique<FrameEchoServer>(reactor, options, std::move(log));
+        });
+        check_holds(output_stays_bounded(run, output_bound(options)));
+        REQUIRE(run.flooded);
+        CHECK(run.flooded->open);
+        CHECK(run.flooder_sent_bytes < flood_cap_bytes);  // the kernel stopped it: nobody reads its bytes
+    }
+    SECTION("FrameEchoServer: high water at the limit, so the limit is reached: closed with output_limit_exceeded") {
+        // 96 KiB is no multiple of the 1044-byte frames, so output never sits
+        // exactly at the limit, and backpressure (above limit - 1) never
+        // comes first.
+        const EchoServerOptions options = backpressure_options(96U * 1024U - 1U, 96U * 1024U);
+        const BackpressureRun run = run_backpressure([&](Reactor& reactor, FrameEchoServer::Log log) {
+            return std::make_unique<FrameEchoServer>(reactor, options, std::move(log));
+        });
+        check_holds(output_stays_bounded(run, output_bound(options)));
+        REQUIRE(run.flooded);
+        CHECK_FALSE(run.flooded->open);
+        const std::string expected_line = "closed " + run.flooder_address.to_string() + ": output_limit_exceeded";
+        CHECK(std::find(run.log.begin(), run.log.end(), expected_line) != run.log.end());
+    }
+    SECTION("naive: reads on and queues every echo without a limit") {
+        const EchoServerOptions options = backpressure_options(64U * 1024U, 1024U * 1024U);
+        const BackpressureRun run = run_backpressure([](Reactor& reactor, NaiveBufferingEchoServer::Log log) {
+            return std::make_unique<NaiveBufferingEchoServer>(reactor, std::move(log));
+        });
+        check_refuted(output_stays_bounded(run, output_bound(options)), "bytes for the client that never reads");
+        CHECK(run.flooder_sent_bytes >= flood_cap_bytes);
     }
 }
 
