@@ -11,9 +11,12 @@
 // What an injected fault does:
 //   * EAGAIN, EINTR, ECONNRESET, EPIPE, ECONNABORTED, EMFILE, and
 //     ECONNREFUSED/ETIMEDOUT on connect: returned WITHOUT the inner call —
-//     nothing consumed, nothing sent, no connection attempted. (Linux itself
-//     reports ECONNREFUSED synchronously on loopback, and a connect retried
-//     after a failed attempt returns the pending ETIMEDOUT.)
+//     nothing consumed, nothing sent, no connection attempted. (Linux
+//     returns both from connect() itself for a blocking socket, and a
+//     connect() retried after a failed non-blocking attempt returns the
+//     pending error; a non-blocking first attempt on loopback gives
+//     EINPROGRESS and the refusal later through SO_ERROR, which the
+//     conformance suite pins. A driver must handle both paths.)
 //   * EINTR on connect: the inner connect IS performed (POSIX: an interrupted
 //     connect continues asynchronously) and EINTR replaces its 0/EINPROGRESS;
 //     the driver then waits for writability and reads SO_ERROR. If the inner
