@@ -59,6 +59,8 @@ Transport::Transport(Reactor& reactor, int fd, TransportOptions options, Events&
 }
 
 Transport::~Transport() {
+    if (destroyed_ != nullptr)
+        *destroyed_ = true;
     close();
 }
 
