@@ -17,11 +17,12 @@ constexpr auto epoll_out = static_cast<std::uint32_t>(EPOLLOUT);
 constexpr auto epoll_oneshot = static_cast<std::uint32_t>(EPOLLONESHOT);
 
 bool is_transfer(SysCall call) noexcept {
-    return call == SysCall::send || call == SysCall::writev || call == SysCall::recv || call == SysCall::readv;
+    return call == SysCall::send || call == SysCall::writev || call == SysCall::sendmsg || call == SysCall::recv ||
+           call == SysCall::readv;
 }
 
 bool is_sending(SysCall call) noexcept {
-    return call == SysCall::send || call == SysCall::writev;
+    return call == SysCall::send || call == SysCall::writev || call == SysCall::sendmsg;
 }
 
 // The table of what Linux can return from each call (man 2 send, recv,
@@ -450,6 +451,15 @@ SizeResult FaultySys::writev(int fd, std::span<const iovec> buffers) {
         if (limit_bytes == length_bytes)
             return inner_.writev(fd, buffers);
         return inner_.writev(fd, trimmed(buffers, limit_bytes));
+    });
+}
+
+SizeResult FaultySys::sendmsg(int fd, std::span<const iovec> buffers, int flags) {
+    const std::size_t length_bytes = iov_total_bytes(buffers);
+    return transfer_call(SysCall::sendmsg, fd, length_bytes, flags, [&](std::size_t limit_bytes) {
+        if (limit_bytes == length_bytes)
+            return inner_.sendmsg(fd, buffers, flags);
+        return inner_.sendmsg(fd, trimmed(buffers, limit_bytes), flags);
     });
 }
 

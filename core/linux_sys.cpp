@@ -116,6 +116,13 @@ SizeResult LinuxSys::writev(int fd, std::span<const iovec> buffers) {
     return size_result(::writev(fd, buffers.data(), iov_count(buffers)));
 }
 
+SizeResult LinuxSys::sendmsg(int fd, std::span<const iovec> buffers, int flags) {
+    msghdr message{};
+    message.msg_iov = const_cast<iovec*>(buffers.data());
+    message.msg_iovlen = static_cast<std::size_t>(iov_count(buffers));
+    return size_result(::sendmsg(fd, &message, flags));
+}
+
 VoidResult LinuxSys::shutdown(int fd, int how) {
     return void_result(::shutdown(fd, how));
 }

@@ -21,6 +21,7 @@ public:
     SizeResult recv(int fd, std::span<std::uint8_t> buffer, int flags) override;
     SizeResult readv(int fd, std::span<const iovec> buffers) override;
     SizeResult writev(int fd, std::span<const iovec> buffers) override;
+    SizeResult sendmsg(int fd, std::span<const iovec> buffers, int flags) override;
     VoidResult shutdown(int fd, int how) override;
     VoidResult close(int fd) override;
     FdResult fcntl(int fd, int command, int argument) override;

@@ -59,9 +59,9 @@ std::string errno_name(int errno_value) {
 
 namespace {
 constexpr std::array<std::string_view, sys_call_count> sys_call_names = {
-    "socket",      "bind",        "listen",         "accept4",       "connect",   "getsockopt", "setsockopt",
-    "getsockname", "getpeername", "send",           "recv",          "readv",     "writev",     "shutdown",
-    "close",       "fcntl",       "ioctl_fionread", "epoll_create1", "epoll_ctl", "epoll_wait",
+    "socket",      "bind",        "listen", "accept4",        "connect",       "getsockopt", "setsockopt",
+    "getsockname", "getpeername", "send",   "recv",           "readv",         "writev",     "sendmsg",
+    "shutdown",    "close",       "fcntl",  "ioctl_fionread", "epoll_create1", "epoll_ctl",  "epoll_wait",
 };
 static_assert(static_cast<std::size_t>(SysCall::epoll_wait) + 1 == sys_call_count);
 }  // namespace

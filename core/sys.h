@@ -107,6 +107,7 @@ enum class SysCall : std::uint8_t {
     recv,
     readv,
     writev,
+    sendmsg,
     shutdown,
     close,
     fcntl,
@@ -115,7 +116,7 @@ enum class SysCall : std::uint8_t {
     epoll_ctl,
     epoll_wait,
 };
-inline constexpr std::size_t sys_call_count = 20;
+inline constexpr std::size_t sys_call_count = 21;
 std::string_view to_string(SysCall call) noexcept;
 std::optional<SysCall> sys_call_from_string(std::string_view name) noexcept;
 
@@ -139,6 +140,9 @@ public:
     virtual SizeResult recv(int fd, std::span<std::uint8_t> buffer, int flags) = 0;
     virtual SizeResult readv(int fd, std::span<const iovec> buffers) = 0;
     virtual SizeResult writev(int fd, std::span<const iovec> buffers) = 0;
+    // sendmsg(2) with only the gather list and flags: writev that takes
+    // MSG_NOSIGNAL, so a gathered send to a reset peer cannot raise SIGPIPE.
+    virtual SizeResult sendmsg(int fd, std::span<const iovec> buffers, int flags) = 0;
     virtual VoidResult shutdown(int fd, int how) = 0;
     virtual VoidResult close(int fd) = 0;
     // F_GETFL (returns the flags) and F_SETFL (returns 0) only.

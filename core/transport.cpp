@@ -10,7 +10,7 @@
 namespace eagain {
 namespace {
 
-// writev(2) takes at most IOV_MAX buffers; a frame is two, and a caller's
+// sendmsg(2) takes at most IOV_MAX buffers; a frame is two, and a caller's
 // output buffer one more.
 constexpr std::size_t max_write_pieces = 8;
 
@@ -113,10 +113,7 @@ SizeResult Transport::send_retrying(std::span<const iovec> buffers) {
             buffers.size() == 1
                 ? sys_.send(fd_, std::span(static_cast<const std::uint8_t*>(buffers[0].iov_base), buffers[0].iov_len),
                             MSG_NOSIGNAL)
-                : sys_.writev(fd_, buffers);
-        // writev has no flags argument, so it could raise SIGPIPE on a reset
-        // peer; programs using this transport ignore SIGPIPE (tools do) and
-        // the error still comes back as EPIPE.
+                : sys_.sendmsg(fd_, buffers, MSG_NOSIGNAL);  // writev with flags
         if (!r.ok() && r.error == EINTR && ++interrupted <= options_.max_eintr_retries)
             continue;
         return r;

@@ -3,13 +3,13 @@
 // Every result a socket call can give is turned into one of a few outcomes
 // here, once, by the rules of the man pages:
 //
-//   send/writev   n < len      keep the rest, ask for EPOLLOUT, send it later
+//   send/sendmsg  n < len      keep the rest, ask for EPOLLOUT, send it later
 //                 EAGAIN       keep everything, ask for EPOLLOUT
 //                 EINTR        retry at once (bounded)
 //                 EPIPE/ECONNRESET   the connection is over, with that errno
-//                 MSG_NOSIGNAL on send: a reset peer must not raise SIGPIPE
-//                 (write() of several pieces uses writev, which takes no
-//                 flags: a process that uses it must ignore SIGPIPE)
+//                 MSG_NOSIGNAL always (send, or sendmsg for a gathered
+//                 write: writev takes no flags): a reset peer must not
+//                 raise SIGPIPE
 //                 never a 0-byte send; EPOLLOUT dropped as soon as drained
 //   recv          n > 0        hand the bytes on
 //                 0            the peer finished sending (FIN)
@@ -148,7 +148,7 @@ public:
     // the kernel took; EPOLLOUT stays requested exactly while bytes remain.
     WriteOutcome flush(ByteBuffer& output);
     // Sends pieces after whatever output already holds. With output empty
-    // they go out in one writev, straight from the caller's memory; what the
+    // they go out in one sendmsg (writev with MSG_NOSIGNAL), straight from the caller's memory; what the
     // kernel does not take is copied into output. All or nothing: if the
     // unsent rest could not fit output's limit, nothing is sent.
     WriteOutcome write(ByteBuffer& output, std::span<const std::span<const std::uint8_t>> pieces);

@@ -9,6 +9,7 @@
 #include <sys/epoll.h>
 #include <catch2/catch.hpp>
 
+#include <csignal>
 #include <map>
 #include <string>
 #include <vector>
@@ -66,12 +67,12 @@ std::string read_available(eagain::Sys& sys, int fd, std::size_t expected) {
 
 }  // namespace
 
-TEST_CASE("write sends the pieces in one writev and keeps exactly the bytes the kernel did not take", "[transport]") {
+TEST_CASE("write sends the pieces in one sendmsg and keeps exactly the bytes the kernel did not take", "[transport]") {
     eagain::LinuxSys linux_sys;
     FaultySys sys(linux_sys, 1);
     const auto pair = eagain::test::connected_pair(sys);
     FaultRule shorten;
-    shorten.call = SysCall::writev;
+    shorten.call = SysCall::sendmsg;
     shorten.fault = eagain::FaultKind::short_transfer;
     shorten.short_limit_bytes = 7;
     REQUIRE(sys.add_rule(shorten) == eagain::RuleError::none);
@@ -86,7 +87,7 @@ TEST_CASE("write sends the pieces in one writev and keeps exactly the bytes the 
     const eagain::WriteOutcome w = transport.write(output, pieces);
     CHECK(w.status == WriteStatus::pending);
     CHECK(w.bytes == 7);
-    CHECK(sys.calls(SysCall::writev) == 1);
+    CHECK(sys.calls(SysCall::sendmsg) == 1);
     const std::string kept(reinterpret_cast<const char*>(output.readable().data()), output.size());
     CHECK(kept == body);
 
@@ -112,7 +113,7 @@ TEST_CASE("write refuses everything when the unsent rest could not fit the outpu
     const eagain::WriteOutcome w = transport.write(output, pieces);
     CHECK(w.status == WriteStatus::over_limit);
     CHECK(w.bytes == 0);
-    CHECK(sys.calls(SysCall::writev) + sys.calls(SysCall::send) == 0);
+    CHECK(sys.calls(SysCall::sendmsg) + sys.calls(SysCall::send) == 0);
     CHECK(output.empty());
     (void)sys.close(pair.server);
 }
@@ -129,7 +130,7 @@ TEST_CASE("sending nothing makes no syscall", "[transport]") {
     CHECK(transport.flush(output).status == WriteStatus::done);
     const std::array<std::span<const std::uint8_t>, 2> empty_pieces{};
     CHECK(transport.write(output, empty_pieces).status == WriteStatus::done);
-    CHECK(sys.calls(SysCall::send) + sys.calls(SysCall::writev) == 0);
+    CHECK(sys.calls(SysCall::send) + sys.calls(SysCall::sendmsg) == 0);
     (void)sys.close(pair.server);
 }
 
@@ -216,4 +217,42 @@ TEST_CASE("an edge-triggered read stops at its budget and asks the reactor to wa
     }
     CHECK(total == data.size());
     (void)sys.close(pair.client);
+}
+
+namespace {
+volatile std::sig_atomic_t sigpipes = 0;
+void count_sigpipe(int /*signal*/) {
+    sigpipes = sigpipes + 1;
+}
+}  // namespace
+
+TEST_CASE("a gathered write to a reset peer fails with ECONNRESET or EPIPE and raises no SIGPIPE", "[transport]") {
+    eagain::LinuxSys sys;
+    const auto pair = eagain::test::connected_pair(sys);
+    REQUIRE(sys.set_linger(pair.server, true, 0).ok());
+    REQUIRE(sys.close(pair.server).ok());  // RST
+    REQUIRE((eagain::test::wait_once(sys, pair.client, EPOLLIN) & (EPOLLERR | EPOLLHUP)) != 0);
+
+    struct sigaction counting {};
+    counting.sa_handler = count_sigpipe;
+    struct sigaction previous {};
+    REQUIRE(sigaction(SIGPIPE, &counting, &previous) == 0);
+    sigpipes = 0;
+    eagain::Reactor reactor(sys);
+    Quiet events;
+    Transport transport(reactor, pair.client, {}, events);
+    const std::string header = "header";
+    const std::string body = "body";
+    const std::array<std::span<const std::uint8_t>, 2> pieces{bytes_of(header), bytes_of(body)};
+    std::vector<int> errors;
+    for (int i = 0; i < 3; ++i) {
+        ByteBuffer output;
+        const eagain::WriteOutcome w = transport.write(output, pieces);
+        REQUIRE(w.status == WriteStatus::failed);
+        errors.push_back(w.error);
+    }
+    REQUIRE(sigaction(SIGPIPE, &previous, nullptr) == 0);
+    // conformance: the first call reports the reset, later ones EPIPE.
+    CHECK(errors == std::vector<int>{ECONNRESET, EPIPE, EPIPE});
+    CHECK(sigpipes == 0);
 }

@@ -279,7 +279,9 @@ struct Loopback {
         return static_cast<std::size_t>(queued.value);
     }
 
-    std::uint64_t our_sends() const { return faulty.calls(SysCall::send) + faulty.calls(SysCall::writev); }
+    std::uint64_t our_sends() const {
+        return faulty.calls(SysCall::send) + faulty.calls(SysCall::writev) + faulty.calls(SysCall::sendmsg);
+    }
 
     LinuxSys kernel;
     FaultySys faulty{kernel, 1};

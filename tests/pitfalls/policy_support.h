@@ -143,6 +143,9 @@ public:
     SizeResult writev(int fd, std::span<const iovec> buffers) override {
         return count_sent(fd, inner_.writev(fd, buffers));
     }
+    SizeResult sendmsg(int fd, std::span<const iovec> buffers, int flags) override {
+        return count_sent(fd, inner_.sendmsg(fd, buffers, flags));
+    }
     VoidResult shutdown(int fd, int how) override { return inner_.shutdown(fd, how); }
     VoidResult close(int fd) override {
         // close(2): the fd is released even on EINTR.
