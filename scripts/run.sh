@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The main job. For now: build, run the codec's tests, fuzz every target
-# briefly, and print one readable summary. (The scenario suite takes this
+# The main job. For now: build, run every test (codec, Sys conformance,
+# FaultySys, driver, the seed pitfalls against their naive variants, the
+# real echo server under 1000 connections), fuzz every target briefly, and
+# print one readable summary. (The scenario suite takes this
 # place once scenarios exist.)
 #
 #   ./scripts/run.sh                 fuzz 10 s per target
@@ -21,13 +23,17 @@ echo "== building (dev preset; log: $logs/build.log)"
     exit 1
 }
 
-echo "== codec tests (log: $logs/tests.log)"
+echo "== tests (log: $logs/tests.log)"
 tests_ok=1
 ctest --preset dev -j "$(nproc)" >"$logs/tests.log" 2>&1 || tests_ok=0
 if [[ $tests_ok -eq 0 ]]; then
     sed -n '/The following tests FAILED/,$p' "$logs/tests.log"
 fi
 tests_line="$(grep -E 'tests passed, [0-9]+ tests? failed out of' "$logs/tests.log" | tail -n 1)"
+
+pitfalls_line="$(build/dev/tests/eagain-tests "[pitfall]" 2>&1 | grep -E '^(All tests passed|test cases:)' | tail -n 1)"
+ctest --preset dev -R '^tools\.' -V >"$logs/tools.log" 2>&1 || true
+echo_line="$(grep -E 'load over' "$logs/tools.log" | sed 's/^[0-9]*: //' | tail -n 1)"
 
 echo "== fuzz smoke, ${fuzz_seconds} s per target"
 fuzz_ok=1
@@ -36,7 +42,9 @@ fuzz_ok=1
 verdict() { if [[ $1 -eq 1 ]]; then echo ok; else echo FAILED; fi; }
 echo
 echo "== eagain main job: summary"
-printf '  %-14s %-7s %s\n' "unit+property" "$(verdict $tests_ok)" "${tests_line:-no CTest summary, see $logs/tests.log}"
+printf '  %-14s %-7s %s\n' "all tests" "$(verdict $tests_ok)" "${tests_line:-no CTest summary, see $logs/tests.log}"
+printf '  %-14s %-7s %s\n' "seed pitfalls" "" "${pitfalls_line:-?} (each: ours passes, the naive variant is caught)"
+printf '  %-14s %-7s %s\n' "eagain-echo" "" "${echo_line:-see $logs/tools.log}"
 printf '  %-14s %-7s %s\n' "fuzz smoke" "$(verdict $fuzz_ok)" "every target ${fuzz_seconds} s from its corpus (table above)"
 if [[ $tests_ok -eq 1 && $fuzz_ok -eq 1 ]]; then
     echo "  result: OK"
