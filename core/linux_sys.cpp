@@ -33,6 +33,16 @@ SizeResult size_result(ssize_t rc) noexcept {
     return SizeResult::success(static_cast<std::size_t>(rc));
 }
 
+// getsockname(2) and getpeername(2) have the same shape.
+SysResult<SockAddr> address_result(int fd, int (*call)(int, sockaddr*, socklen_t*)) noexcept {
+    sockaddr_storage storage{};
+    socklen_t length = sizeof storage;
+    if (call(fd, reinterpret_cast<sockaddr*>(&storage), &length) == -1)
+        return SysResult<SockAddr>::failure(errno);
+    return SysResult<SockAddr>::success(
+        SockAddr::from_sockaddr(reinterpret_cast<const sockaddr*>(&storage), length).value_or(SockAddr{}));
+}
+
 int iov_count(std::span<const iovec> buffers) noexcept {
     // readv/writev reject more than IOV_MAX entries with EINVAL; callers
     // keep below it, so a longer array is a programming error.
@@ -81,23 +91,11 @@ VoidResult LinuxSys::setsockopt(int fd, int level, int name, std::span<const std
 }
 
 SysResult<SockAddr> LinuxSys::getsockname(int fd) {
-    sockaddr_storage storage{};
-    socklen_t length = sizeof storage;
-    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&storage), &length) == -1) {
-        return SysResult<SockAddr>::failure(errno);
-    }
-    return SysResult<SockAddr>::success(
-        SockAddr::from_sockaddr(reinterpret_cast<const sockaddr*>(&storage), length).value_or(SockAddr{}));
+    return address_result(fd, ::getsockname);
 }
 
 SysResult<SockAddr> LinuxSys::getpeername(int fd) {
-    sockaddr_storage storage{};
-    socklen_t length = sizeof storage;
-    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&storage), &length) == -1) {
-        return SysResult<SockAddr>::failure(errno);
-    }
-    return SysResult<SockAddr>::success(
-        SockAddr::from_sockaddr(reinterpret_cast<const sockaddr*>(&storage), length).value_or(SockAddr{}));
+    return address_result(fd, ::getpeername);
 }
 
 SizeResult LinuxSys::send(int fd, std::span<const std::uint8_t> data, int flags) {

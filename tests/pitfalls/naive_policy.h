@@ -250,17 +250,13 @@ private:
 // not allocated here (the seed would call malloc(body_len) and hang or die);
 // the connection logs what it wanted and waits for those bytes, discarding
 // them, for as long as the peer cares to keep it open.
-class NaiveFrameServer final : private Reactor::Handler {
+// The listening half both naive servers share; nothing about it is naive.
+// A server derives from it, accepts in on_ready() and calls stop_listening()
+// from its own stop().
+class NaiveListener : protected Reactor::Handler {
 public:
-    using Log = std::function<void(std::string_view)>;
-    static constexpr std::size_t max_connections = 16;
-    // Bodies up to this are buffered and echoed; above, only counted.
-    static constexpr std::uint64_t body_held_bytes_max = 1U << 20;
-
-    NaiveFrameServer(Reactor& reactor, Log log) : reactor_(reactor), sys_(reactor.sys()), log_(std::move(log)) {}
-    ~NaiveFrameServer() { stop(); }
-    NaiveFrameServer(const NaiveFrameServer&) = delete;
-    NaiveFrameServer& operator=(const NaiveFrameServer&) = delete;
+    NaiveListener(const NaiveListener&) = delete;
+    NaiveListener& operator=(const NaiveListener&) = delete;
 
     VoidResult open() {
         const FdResult fd = sys_.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -278,14 +274,37 @@ public:
         const SysResult<SockAddr> name = sys_.getsockname(listener_);
         return name.ok() ? name.value : SockAddr{};
     }
-    void stop() {
-        connections_.clear();
+
+protected:
+    explicit NaiveListener(Reactor& reactor) : reactor_(reactor), sys_(reactor.sys()) {}
+    ~NaiveListener() { stop_listening(); }
+    void stop_listening() {
         if (listener_ < 0)
             return;
         if (reactor_.registered(listener_))
             (void)reactor_.remove(listener_);
         (void)sys_.close(listener_);
         listener_ = -1;
+    }
+
+    Reactor& reactor_;
+    Sys& sys_;
+    int listener_ = -1;
+};
+
+class NaiveFrameServer final : public NaiveListener {
+public:
+    using Log = std::function<void(std::string_view)>;
+    static constexpr std::size_t max_connections = 16;
+    // Bodies up to this are buffered and echoed; above, only counted.
+    static constexpr std::uint64_t body_held_bytes_max = 1U << 20;
+
+    NaiveFrameServer(Reactor& reactor, Log log) : NaiveListener(reactor), log_(std::move(log)) {}
+    ~NaiveFrameServer() { stop(); }
+
+    void stop() {
+        connections_.clear();
+        stop_listening();
     }
 
 private:
@@ -399,10 +418,7 @@ private:
             log_(line);
     }
 
-    Reactor& reactor_;
-    Sys& sys_;
     Log log_;
-    int listener_ = -1;
     std::vector<std::unique_ptr<Conn>> connections_;
 };
 
@@ -411,41 +427,18 @@ private:
 // Echoes every byte it receives: "read(fd, buf); out.append(buf);
 // write(fd, out)". Reading never stops, whatever out holds, so a peer that
 // sends and never reads grows out without bound.
-class NaiveBufferingEchoServer final : private Reactor::Handler {
+class NaiveBufferingEchoServer final : public NaiveListener {
 public:
     using Log = std::function<void(std::string_view)>;
     static constexpr std::size_t max_connections = 16;
     static constexpr std::size_t recv_chunk_bytes = 64U * 1024U;
 
-    NaiveBufferingEchoServer(Reactor& reactor, Log /*log*/) : reactor_(reactor), sys_(reactor.sys()) {}
+    NaiveBufferingEchoServer(Reactor& reactor, Log /*log*/) : NaiveListener(reactor) {}
     ~NaiveBufferingEchoServer() { stop(); }
-    NaiveBufferingEchoServer(const NaiveBufferingEchoServer&) = delete;
-    NaiveBufferingEchoServer& operator=(const NaiveBufferingEchoServer&) = delete;
 
-    VoidResult open() {
-        const FdResult fd = sys_.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (!fd.ok())
-            return VoidResult::failure(fd.error);
-        listener_ = fd.value;
-        VoidResult r = sys_.bind(listener_, SockAddr::ipv4_loopback(0));
-        if (r.ok())
-            r = sys_.listen(listener_, 64);
-        if (r.ok())
-            r = reactor_.add(listener_, EPOLLIN, *this);
-        return r;
-    }
-    SockAddr local_address() const {
-        const SysResult<SockAddr> name = sys_.getsockname(listener_);
-        return name.ok() ? name.value : SockAddr{};
-    }
     void stop() {
         connections_.clear();
-        if (listener_ < 0)
-            return;
-        if (reactor_.registered(listener_))
-            (void)reactor_.remove(listener_);
-        (void)sys_.close(listener_);
-        listener_ = -1;
+        stop_listening();
     }
 
 private:
@@ -526,9 +519,6 @@ private:
         connections_.push_back(std::make_unique<Conn>(*this, r.value));
     }
 
-    Reactor& reactor_;
-    Sys& sys_;
-    int listener_ = -1;
     std::vector<std::unique_ptr<Conn>> connections_;
 };
 
