@@ -46,6 +46,11 @@ SockAddr FrameEchoServer::local_address() const {
 }
 
 void FrameEchoServer::stop() {
+    for (std::optional<Reactor::TimerId>* timer : {&accept_resume_timer_, &sweep_timer_}) {
+        if (*timer)
+            reactor_.cancel_timer(**timer);
+        timer->reset();
+    }
     if (listener_ >= 0) {
         if (reactor_.registered(listener_))
             (void)reactor_.remove(listener_);
@@ -96,12 +101,11 @@ void FrameEchoServer::accept_one_batch() {
 }
 
 void FrameEchoServer::pause_accepting() {
-    if (accept_paused_ || listener_ < 0)
+    if (accept_resume_timer_ || listener_ < 0)
         return;
-    accept_paused_ = true;
     (void)reactor_.modify(listener_, 0);
-    reactor_.add_timer(sys_.now() + options_.accept_pause, [this] {
-        accept_paused_ = false;
+    accept_resume_timer_ = reactor_.add_timer(sys_.now() + options_.accept_pause, [this] {
+        accept_resume_timer_.reset();
         if (listener_ >= 0)
             (void)reactor_.modify(listener_, EPOLLIN);
     });
@@ -134,14 +138,13 @@ void FrameEchoServer::on_closed(ConnectionDriver& driver, const CloseInfo& info,
             break;
     }
     // Drivers are freed outside their own callbacks.
-    if (!sweep_scheduled_) {
-        sweep_scheduled_ = true;
-        reactor_.add_timer(sys_.now(), [this] { sweep_finished(); });
+    if (!sweep_timer_) {
+        sweep_timer_ = reactor_.add_timer(sys_.now(), [this] { sweep_finished(); });
     }
 }
 
 void FrameEchoServer::sweep_finished() {
-    sweep_scheduled_ = false;
+    sweep_timer_.reset();
     std::erase_if(connections_, [](const std::unique_ptr<ConnectionDriver>& d) {
         return d->connection().state() == ConnectionState::closed;
     });

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -79,8 +80,9 @@ private:
     EchoServerOptions options_;
     Log log_;
     int listener_ = -1;
-    bool accept_paused_ = false;
-    bool sweep_scheduled_ = false;
+    // Pending timers, cancelled by stop(): they capture this.
+    std::optional<Reactor::TimerId> accept_resume_timer_;
+    std::optional<Reactor::TimerId> sweep_timer_;
     std::vector<std::unique_ptr<ConnectionDriver>> connections_;  // in accept order
     EchoServerStats stats_;
 };
