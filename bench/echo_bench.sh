@@ -157,12 +157,12 @@ start_server() {
 }
 
 # run_one name conns size frames binary args...: one server, one load run.
-# Sets r_fps, r_p99 (or "FAIL") and r_seconds.
+# Sets r_fps, r_p99, r_cpu_ns (server CPU ns per frame) (or "FAIL") and r_seconds.
 run_one() {
     local name=$1 conns=$2 size=$3 frames=$4
     shift 4
     local tag="$name-c$conns-s$size"
-    r_fps=FAIL r_p99=FAIL r_seconds=
+    r_fps=FAIL r_p99=FAIL r_cpu_ns=FAIL r_seconds=
     start_server "$logs/$tag.server.log" "$@" || return 1
 
     local load_rc=0
@@ -170,6 +170,11 @@ run_one() {
         >"$logs/$tag.load.log" 2>&1 || load_rc=$?
     local server_alive=1
     kill -0 "$server_pid" 2>/dev/null || server_alive=0
+    # The server's CPU time (user + system) for the whole run: steadier than
+    # frames/s, which moves with how the scheduler places server and client
+    # on the two cores.
+    local cpu_ticks
+    cpu_ticks=$(awk '{ print $14 + $15 }' "/proc/$server_pid/stat" 2>/dev/null || echo "")
     stop_server
 
     local line
@@ -197,6 +202,8 @@ run_one() {
         return 1
     fi
     r_fps=${r[frames_per_s]} r_p99=${r[p99_us]} r_seconds=${r[seconds]:-}
+    r_cpu_ns=$(awk -v t="${cpu_ticks:-0}" -v hz="$(getconf CLK_TCK)" -v f="$frames" \
+        'BEGIN { if (t > 0 && f > 0) printf "%.0f", t * 1e9 / hz / f; else print "-" }')
     printf '  %-8s conns=%-4s size=%-6s frames=%-8s %12.0f frames/s  p99 %s us  %s s\n' \
         "$name" "$conns" "$size" "$frames" "$r_fps" "$r_p99" "${r_seconds:-?}"
     if [[ -n $r_seconds ]]; then
@@ -221,23 +228,24 @@ for conns in "${conns_list[@]}"; do
     for size in "${sizes_list[@]}"; do
         frames=$(frames_for "$conns" "$size")
         run_one eagain "$conns" "$size" "$frames" "$echo_bin" "${echo_args[@]}" || failures=$((failures + 1))
-        e_fps=$r_fps e_p99=$r_p99
+        e_fps=$r_fps e_p99=$r_p99 e_cpu=$r_cpu_ns
         run_one baseline "$conns" "$size" "$frames" "$baseline_bin" || failures=$((failures + 1))
-        b_fps=$r_fps b_p99=$r_p99
+        b_fps=$r_fps b_p99=$r_p99 b_cpu=$r_cpu_ns
         ratio=-
         if [[ $e_fps != FAIL && $b_fps != FAIL ]]; then
             ratio=$(awk -v e="$e_fps" -v b="$b_fps" 'BEGIN { if (b > 0) printf "%.2f", e / b; else print "-" }')
         fi
-        rows+=("$(printf '%6s %7s %9s %14s %14s %7s %13s %13s' "$conns" "$size" "$frames" \
-            "$(whole "$b_fps")" "$(whole "$e_fps")" "$ratio" "$b_p99" "$e_p99")")
+        rows+=("$(printf '%6s %7s %9s %14s %14s %7s %13s %13s %10s %10s' "$conns" "$size" "$frames" \
+            "$(whole "$b_fps")" "$(whole "$e_fps")" "$ratio" "$b_p99" "$e_p99" "$b_cpu" "$e_cpu")")
     done
 done
 
 echo
-printf '%6s %7s %9s %14s %14s %7s %13s %13s\n' conns size frames "baseline f/s" "eagain f/s" ratio \
-    "baseline p99" "eagain p99"
+printf '%6s %7s %9s %14s %14s %7s %13s %13s %10s %10s\n' conns size frames "baseline f/s" "eagain f/s" ratio \
+    "baseline p99" "eagain p99" "base cpu" "eagain cpu"
 printf '%s\n' "${rows[@]}"
-echo "(f/s: frames per second; ratio: eagain / baseline, above 1 is faster; p99: microseconds)"
+echo "(f/s: frames per second; ratio: eagain / baseline, above 1 is faster; p99: microseconds;"
+echo " cpu: the server's user+system CPU time per frame, in nanoseconds, at the kernel's tick resolution)"
 if ((failures > 0)); then
     echo "echo_bench: $failures run(s) FAILED; see $logs/" >&2
     exit 1

@@ -64,6 +64,8 @@ public:
     std::uint64_t errors() const noexcept { return errors_; }
 
 private:
+    class EventClock;
+    Nanos now();
     Transport::Events& events() noexcept;
     void on_readable() override;
     void on_writable() override;
@@ -87,6 +89,7 @@ private:
     std::optional<Reactor::TimerId> tick_timer_;
     std::uint64_t errors_ = 0;
     bool pumping_ = false;
+    std::optional<Nanos> event_now_;  // the clock read once per wake-up (EventClock)
 };
 
 }  // namespace eagain
