@@ -86,8 +86,6 @@ int Transport::finish_connect() {
     const SysResult<int> so_error = sys_.socket_error(fd_);
     const int error = so_error.ok() ? so_error.value : so_error.error;
     // connect(2): EPOLLOUT fires on failure too; only SO_ERROR 0 is success.
-    // The kernel may report EPOLLOUT before the outcome is known on some
-    // stacks (SO_ERROR then 0 with getpeername ENOTCONN); Linux does not.
     if (error == 0) {
         connecting_ = false;
         update_interest();
