@@ -16,7 +16,7 @@ public:
     // Entries of /proc/self/fd: the whole process's descriptors, which is
     // right here because nothing else in the test process opens any while a
     // test runs.
-    std::size_t open_fd_count();
+    static std::size_t open_fd_count();
 
 private:
     LinuxSys sys_;

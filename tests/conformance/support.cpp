@@ -47,6 +47,12 @@ VoidResult Fd::close() {
     return sys_->close(std::exchange(fd_, -1));
 }
 
+void Fd::reset(int fd) {
+    REQUIRE(sys_ != nullptr);
+    (void)close();
+    fd_ = fd;
+}
+
 // --- events ------------------------------------------------------------------
 
 std::string epoll_events_name(std::uint32_t events) {
@@ -88,7 +94,7 @@ Fd stream_socket(Sys& sys, int family) {
     return Fd(sys, fd.value);
 }
 
-Listener listen_on(Sys& sys, const SockAddr& address, int receive_buffer_bytes) {
+Listener listen_on(Sys& sys, const SockAddr& address, int receive_buffer_bytes, int backlog) {
     Fd fd = stream_socket(sys, address.family());
     if (receive_buffer_bytes > 0) {
         const VoidResult set = sys.set_int_option(fd.get(), SOL_SOCKET, SO_RCVBUF, receive_buffer_bytes);
@@ -98,7 +104,7 @@ Listener listen_on(Sys& sys, const SockAddr& address, int receive_buffer_bytes) 
     const VoidResult bound = sys.bind(fd.get(), address);
     INFO(describe("bind", bound.error) << " to " << address.to_string());
     REQUIRE(bound.ok());
-    const VoidResult listening = sys.listen(fd.get(), 16);
+    const VoidResult listening = sys.listen(fd.get(), backlog);
     INFO(describe("listen", listening.error));
     REQUIRE(listening.ok());
     const SysResult<SockAddr> name = sys.getsockname(fd.get());

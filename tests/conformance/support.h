@@ -16,6 +16,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace eagain::conformance {
@@ -42,6 +43,10 @@ public:
     bool valid() const noexcept { return fd_ >= 0; }
     // Closes now, for tests where the close is the event under test.
     VoidResult close();
+    // Gives the fd up (to a Transport, say) without closing it.
+    int release() noexcept { return std::exchange(fd_, -1); }
+    // Closes the fd held, if any, and holds fd instead (same Sys).
+    void reset(int fd);
 
 private:
     Sys* sys_ = nullptr;
@@ -60,7 +65,7 @@ struct Listener {
 // A non-blocking listening socket on address (port 0: any free port).
 // receive_buffer_bytes > 0 sets SO_RCVBUF before listen(), which accepted
 // sockets inherit and which fixes the window they advertise.
-Listener listen_on(Sys& sys, const SockAddr& address, int receive_buffer_bytes = 0);
+Listener listen_on(Sys& sys, const SockAddr& address, int receive_buffer_bytes = 0, int backlog = 16);
 
 // A non-blocking TCP socket of the address's family, not connected.
 Fd stream_socket(Sys& sys, int family);

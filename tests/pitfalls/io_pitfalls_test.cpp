@@ -17,6 +17,8 @@
 #include "core/reactor.h"
 #include "core/rng.h"
 #include "core/transport.h"
+#include "tests/conformance/fixture.h"
+#include "tests/conformance/linux_fixture.h"
 #include "tests/pitfalls/naive_io.h"
 #include "tests/support/loopback.h"
 
@@ -31,7 +33,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
-#include <filesystem>
 #include <optional>
 #include <span>
 #include <string>
@@ -62,6 +63,7 @@ using eagain::TransportOptions;
 using eagain::TriggerMode;
 using eagain::WriteOutcome;
 using eagain::WriteStatus;
+using eagain::conformance::Fd;
 namespace pitfalls = eagain::pitfalls;
 
 namespace {
@@ -99,50 +101,11 @@ FaultRule rule_on(SysCall call, FaultKind fault) {
 
 // --- descriptors --------------------------------------------------------------
 
-std::size_t open_fd_count() {
-    std::size_t count = 0;
-    for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/fd"))
-        ++count;
-    return count;
-}
-
-// Checks, when it goes out of scope, that as many descriptors are open as
-// when it was made. Quiet while a failed REQUIRE unwinds.
-class FdLeakCheck {
+// The conformance suite's check that every descriptor a test opened is
+// closed again, counting this process's descriptors.
+class FdLeakCheck : public eagain::conformance::FdLeakCheck {
 public:
-    FdLeakCheck() : open_at_start_(open_fd_count()), uncaught_at_start_(std::uncaught_exceptions()) {}
-    ~FdLeakCheck() {
-        if (std::uncaught_exceptions() == uncaught_at_start_)
-            CHECK(open_fd_count() == open_at_start_);
-    }
-    FdLeakCheck(const FdLeakCheck&) = delete;
-    FdLeakCheck& operator=(const FdLeakCheck&) = delete;
-
-private:
-    std::size_t open_at_start_;
-    int uncaught_at_start_;
-};
-
-// A descriptor closed at the end of the test, unless a Transport or a
-// ConnectionDriver took it over or a naive variant closed it (release()).
-class OwnedFd {
-public:
-    explicit OwnedFd(Sys& sys, int fd = -1) : sys_(sys), fd_(fd) {}
-    ~OwnedFd() { reset(); }
-    OwnedFd(const OwnedFd&) = delete;
-    OwnedFd& operator=(const OwnedFd&) = delete;
-
-    int get() const noexcept { return fd_; }
-    int release() noexcept { return std::exchange(fd_, -1); }
-    void reset(int fd = -1) {
-        if (fd_ >= 0)
-            (void)sys_.close(fd_);
-        fd_ = fd;
-    }
-
-private:
-    Sys& sys_;
-    int fd_;
+    FdLeakCheck() : eagain::conformance::FdLeakCheck(eagain::conformance::LinuxFixture::open_fd_count) {}
 };
 
 // Whether the kernel has closed fd: the variants are judged by what the
@@ -195,7 +158,7 @@ struct BufferSizes {
 // fault rules count the test's own calls.
 struct Loopback {
     explicit Loopback(BufferSizes sizes = {}) {
-        OwnedFd listener(kernel, make_socket());
+        Fd listener(kernel, make_socket());
         REQUIRE(kernel.set_int_option(listener.get(), SOL_SOCKET, SO_REUSEADDR, 1).ok());
         if (sizes.peer_receive_bytes > 0)  // accepted sockets inherit it
             REQUIRE(kernel.set_int_option(listener.get(), SOL_SOCKET, SO_RCVBUF, sizes.peer_receive_bytes).ok());
@@ -286,8 +249,8 @@ struct Loopback {
     LinuxSys kernel;
     FaultySys faulty{kernel, 1};
     Reactor reactor{faulty};
-    OwnedFd ours{faulty};
-    OwnedFd peer{faulty};
+    Fd ours{faulty, -1};
+    Fd peer{faulty, -1};
     int our_fd = -1;  // the number, whoever owns it by now
 };
 
@@ -696,7 +659,7 @@ TEST_CASE("EINTR on epoll_wait is zero events: Reactor::poll goes on, a loop tha
     SECTION("naive: if (n < 0) { perror(\"epoll_wait\"); break; }") {
         const auto epoll_fd = net.faulty.epoll_create1(EPOLL_CLOEXEC);
         REQUIRE(epoll_fd.ok());
-        const OwnedFd epoll(net.faulty, epoll_fd.value);
+        const Fd epoll(net.faulty, epoll_fd.value);
         REQUIRE(net.faulty.epoll_ctl(epoll.get(), EPOLL_CTL_ADD, net.our_fd, eagain::EpollEvent{epoll_in, 1}).ok());
         std::vector<std::uint8_t> received;
         // The loop's reading is right (drain to EAGAIN): only its wait is naive.
@@ -739,7 +702,7 @@ ConnectVerdict check_connect(LinuxSys& kernel, int listener, int reported_error,
     const auto accepted = kernel.accept4(listener, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (!accepted.ok())
         return verdict;
-    const OwnedFd peer(kernel, accepted.value);
+    const Fd peer(kernel, accepted.value);
     verdict.accepted = true;
     if (reported_error != 0 || our_fd < 0)
         return verdict;
@@ -772,7 +735,7 @@ TEST_CASE(
     LinuxSys kernel;
     FaultySys faulty(kernel, 1);
     Reactor reactor(faulty);
-    const OwnedFd listener(kernel, eagain::test::listen_loopback(kernel));
+    const Fd listener(kernel, eagain::test::listen_loopback(kernel));
     const SockAddr address = eagain::test::local_address(kernel, listener.get());
     FaultRule interrupted = rule_on(SysCall::connect, FaultKind::eintr);
     interrupted.max_hits = 1;
@@ -791,7 +754,7 @@ TEST_CASE(
     }
     SECTION("naive: if (connect(...) < 0 && errno != EINPROGRESS) fail") {
         const pitfalls::NaiveConnect naive = pitfalls::naive_connect(faulty, address);
-        const OwnedFd socket(faulty, naive.fd);
+        const Fd socket(faulty, naive.fd);
         const ConnectVerdict verdict = check_connect(kernel, listener.get(), naive.error, naive.fd);
         INFO(describe(verdict));
         CHECK_FALSE(verdict.ok());
@@ -900,7 +863,7 @@ constexpr BufferSizes small_buffers{16 * 1024, 16 * 1024};
 // The peer resets the connection: SO_LINGER {on, 0 s} makes close() send RST.
 void peer_resets(Loopback& net) {
     REQUIRE(net.kernel.set_linger(net.peer.get(), true, 0).ok());
-    net.peer.reset();
+    (void)net.peer.close();
 }
 
 }  // namespace
@@ -1130,8 +1093,8 @@ TEST_CASE(
     const FdLeakCheck leaks;
     Loopback net;  // ours is the busy connection
     const eagain::test::SocketPair quiet_pair = eagain::test::connected_pair(net.kernel);
-    OwnedFd quiet_ours(net.faulty, quiet_pair.client);
-    const OwnedFd quiet_peer(net.kernel, quiet_pair.server);
+    Fd quiet_ours(net.faulty, quiet_pair.client);
+    const Fd quiet_peer(net.kernel, quiet_pair.server);
 
     const std::vector<std::uint8_t> stream = pattern(8 * 1024 * 1024, 11);
     const std::span<const std::uint8_t> backlog = std::span(stream).first(net.peer_fills(stream));
