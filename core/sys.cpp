@@ -132,26 +132,33 @@ std::optional<SockAddr> SockAddr::parse(std::string_view text) {
     const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
     if (ec != std::errc{} || end != port_text.data() + port_text.size() || port > 65535)
         return std::nullopt;
+    // Brackets are for IPv6 only, and an IPv6 literal needs them.
+    const std::optional<SockAddr> address = from_host(host, static_cast<std::uint16_t>(port));
+    if (!address || address->family() != family)
+        return std::nullopt;
+    return address;
+}
 
+std::optional<SockAddr> SockAddr::from_host(std::string_view host, std::uint16_t port) {
+    const std::string text(host);
     SockAddr a;
-    if (family == AF_INET) {
-        sockaddr_in in{};
+    sockaddr_in in{};
+    if (inet_pton(AF_INET, text.c_str(), &in.sin_addr) == 1) {
         in.sin_family = AF_INET;
-        in.sin_port = htons(static_cast<std::uint16_t>(port));
-        if (inet_pton(AF_INET, host.c_str(), &in.sin_addr) != 1)
-            return std::nullopt;
+        in.sin_port = htons(port);
         std::memcpy(&a.storage_, &in, sizeof in);
         a.length_ = sizeof in;
-    } else {
-        sockaddr_in6 in6{};
+        return a;
+    }
+    sockaddr_in6 in6{};
+    if (inet_pton(AF_INET6, text.c_str(), &in6.sin6_addr) == 1) {
         in6.sin6_family = AF_INET6;
-        in6.sin6_port = htons(static_cast<std::uint16_t>(port));
-        if (inet_pton(AF_INET6, host.c_str(), &in6.sin6_addr) != 1)
-            return std::nullopt;
+        in6.sin6_port = htons(port);
         std::memcpy(&a.storage_, &in6, sizeof in6);
         a.length_ = sizeof in6;
+        return a;
     }
-    return a;
+    return std::nullopt;
 }
 
 std::optional<SockAddr> SockAddr::from_sockaddr(const sockaddr* address, socklen_t length) noexcept {

@@ -66,6 +66,9 @@ public:
     static SockAddr ipv6_loopback(std::uint16_t port) noexcept;
     // "127.0.0.1:8080", "[::1]:8080"; nullopt if it is neither.
     static std::optional<SockAddr> parse(std::string_view text);
+    // An IPv4 or IPv6 literal ("127.0.0.1", "::1") and a port; nullopt if
+    // host is neither.
+    static std::optional<SockAddr> from_host(std::string_view host, std::uint16_t port);
     // From a kernel-filled sockaddr; nullopt unless AF_INET or AF_INET6.
     static std::optional<SockAddr> from_sockaddr(const sockaddr* address, socklen_t length) noexcept;
 

@@ -32,9 +32,7 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     CLI11_PARSE(cli, argc, argv);
 
-    const auto address =
-        eagain::SockAddr::parse(host.find(':') == std::string::npos ? host + ":" + std::to_string(port)
-                                                                    : "[" + host + "]:" + std::to_string(port));
+    const auto address = eagain::SockAddr::from_host(host, port);
     if (!address) {
         std::fprintf(stderr, "eagain-echo: --host %s is not an IPv4 or IPv6 address\n", host.c_str());
         return 2;
