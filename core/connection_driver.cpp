@@ -125,7 +125,6 @@ void ConnectionDriver::on_writable() {
         if (error == 0) {
             connection_.on_connected(now());
         } else {
-            ++errors_;
             connection_.on_connect_failed(now(), error);
         }
     }
@@ -133,7 +132,6 @@ void ConnectionDriver::on_writable() {
 }
 
 void ConnectionDriver::fail(int errno_value) {
-    ++errors_;
     connection_.on_error(now(), errno_value);
 }
 
@@ -141,13 +139,11 @@ void ConnectionDriver::begin_connect() {
     EAGAIN_ASSERT(!transport_);
     const Transport::ConnectStart start = Transport::start_connect(sys_, peer_);
     if (start.status == ConnectStatus::failed) {
-        ++errors_;
         connection_.on_connect_failed(now(), start.error);
         return;
     }
     transport_.emplace(reactor_, start.fd, transport_options_, events(), start.status == ConnectStatus::in_progress);
     if (transport_->open_error() != 0) {
-        ++errors_;
         connection_.on_connect_failed(now(), transport_->open_error());
         return;
     }

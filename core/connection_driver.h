@@ -59,9 +59,6 @@ public:
     bool finished() const noexcept { return connection_.state() == ConnectionState::closed && !transport_; }
     // The socket of the current attempt, -1 when there is none.
     int fd() const noexcept { return transport_ ? transport_->fd() : -1; }
-    // Socket calls that failed in a way the policy was told about (counts
-    // only; the reasons reach the App through on_closed).
-    std::uint64_t errors() const noexcept { return errors_; }
 
 private:
     class EventClock;
@@ -87,7 +84,6 @@ private:
     std::optional<Transport> transport_;
     SockAddr peer_;
     std::optional<Reactor::TimerId> tick_timer_;
-    std::uint64_t errors_ = 0;
     bool pumping_ = false;
     std::optional<Nanos> event_now_;  // the clock read once per wake-up (EventClock)
 };
