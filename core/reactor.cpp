@@ -159,10 +159,12 @@ std::size_t Reactor::dispatch(int fd, std::uint32_t generation, std::uint32_t ev
 std::size_t Reactor::run_wake_agains() {
     // Only the requests made before this pass: a handler that asks again
     // from inside its callback runs on the next poll, after the others.
-    std::vector<int> fds;
-    fds.swap(wake_again_fds_);
+    // Two lists swapped back and forth, so a steady stream of requests
+    // allocates nothing.
+    EAGAIN_ASSERT(wake_again_running_.empty());
+    wake_again_running_.swap(wake_again_fds_);
     std::size_t dispatched = 0;
-    for (const int fd : fds) {
+    for (const int fd : wake_again_running_) {
         if (!registered(fd))
             continue;
         Registration& r = registrations_[static_cast<std::size_t>(fd)];
@@ -171,6 +173,7 @@ std::size_t Reactor::run_wake_agains() {
             continue;
         dispatched += dispatch(fd, r.generation, events);
     }
+    wake_again_running_.clear();
     return dispatched;
 }
 

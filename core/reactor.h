@@ -118,7 +118,8 @@ private:
     bool stopped_ = false;
     std::vector<Registration> registrations_;  // by fd
     std::size_t registration_count_ = 0;
-    std::vector<int> wake_again_fds_;  // in request order
+    std::vector<int> wake_again_fds_;      // in request order
+    std::vector<int> wake_again_running_;  // the pass run_wake_agains() is dispatching
     std::vector<EpollEvent> events_;
     std::map<TimerId, std::function<void()>> timers_;
     std::uint64_t next_timer_sequence_ = 0;
