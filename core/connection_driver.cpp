@@ -94,9 +94,9 @@ void ConnectionDriver::on_readable() {
     const EventClock clock(*this);
     if (!transport_ || transport_->connecting())
         return;
-    ReceiveSink sink{connection_, now()};
-    const ReadOutcome read = transport_->read(sink);
     const Nanos at = now();
+    ReceiveSink sink{connection_, at};
+    const ReadOutcome read = transport_->read(sink);
     // The peer's FIN takes effect in take_frames, after the frames before it.
     if (read.status == ReadStatus::peer_finished)
         connection_.on_peer_eof(at);
