@@ -60,9 +60,12 @@ struct TransportOptions {
 };
 
 enum class ReadStatus : std::uint8_t {
-    drained,        // EAGAIN: nothing more until epoll says so
-    more,           // stopped early (level-triggered, or budget spent): more may be queued
-    sink_full,      // the caller's buffer has no room: stop reading (backpressure)
+    drained,  // EAGAIN: nothing more until epoll says so
+    more,     // stopped early (level-triggered, or budget spent): more may be queued
+    // The caller's buffer has no room. Bytes may still be queued: once the
+    // caller has made room it must read again (edge-triggered: ask
+    // Reactor::wake_again, as no new edge will come) or set_reading(false).
+    sink_full,
     peer_finished,  // recv returned 0: the peer sent FIN; nothing more will arrive
     failed,         // error holds the errno (ECONNRESET, ...)
 };
