@@ -21,6 +21,7 @@
 
 #include "core/sys.h"
 #include "tests/conformance/linux_fixture.h"
+#include "tests/conformance/sim_fixture.h"
 
 #include <cstddef>
 #include <functional>
@@ -31,7 +32,7 @@
 // list instance only by an index ("... - 0"), and CTest's summary should say
 // which implementation failed. The names are unqualified: the test files
 // open namespace eagain::conformance.
-#define EAGAIN_CONFORMANCE_FIXTURES LinuxFixture
+#define EAGAIN_CONFORMANCE_FIXTURES LinuxFixture, SimFixture
 
 namespace eagain::conformance {
 

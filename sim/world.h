@@ -1,0 +1,216 @@
+// World: the simulation. One virtual clock (integer nanoseconds), one event
+// queue ordered by (time, sequence number), one seeded RNG, the hosts (each
+// a SimKernel behind Sys, with its own fd table), the links between them,
+// the network faults, and the trace.
+//
+// Nothing here is global: every simulated thing hangs off a World passed by
+// reference, so two worlds in one process never touch each other.
+//
+// Running programs. A program is a core Reactor on one host's SimKernel
+// (add_reactor). run_until() repeats:
+//   1. step every runnable program, in the order added: one
+//      reactor.poll(0), where runnable means its host has an epoll event to
+//      report, or the reactor's next_deadline() has come;
+//   2. when none is runnable, jump the clock to the earliest of the next
+//      event (a segment arriving, a TCP timer, a fault, an action) and the
+//      programs' deadlines, and handle the events due then.
+// So an hour with nothing happening costs a handful of steps.
+//
+// Without programs, a test drives a SimKernel directly like the real
+// kernel: epoll_wait with a timeout (and a blocking socket call) lets the
+// network run in virtual time until something is ready or the timeout
+// passes. Inside run_until() a program's waits never advance time.
+#pragma once
+
+#include "core/reactor.h"
+#include "core/rng.h"
+#include "core/sys.h"
+#include "sim/options.h"
+#include "sim/tcp.h"
+#include "sim/trace.h"
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace eagain::sim {
+
+class SimKernel;
+
+enum class RunStatus : std::uint8_t {
+    done,      // the caller's condition became true
+    deadline,  // virtual time reached the deadline
+    idle,      // nothing is left that could ever happen
+    livelock,  // programs kept stepping without time moving (max_rounds_per_instant)
+};
+std::string_view to_string(RunStatus status) noexcept;
+
+struct WorldStats {
+    std::uint64_t segments_sent = 0;
+    std::uint64_t segments_dropped = 0;
+    std::uint64_t retransmissions = 0;
+    std::uint64_t events = 0;
+    std::uint64_t program_steps = 0;
+};
+
+class World {
+public:
+    explicit World(WorldOptions options = {});
+    ~World();
+    World(const World&) = delete;
+    World& operator=(const World&) = delete;
+
+    // Host i (from 0, in the order added) has the addresses 10.0.0.<i+1> and
+    // fd00::<i+1>, and answers on 127.0.0.1 and ::1 to itself. Names are unique.
+    SimKernel& add_host(std::string name, HostOptions options = {});
+    SimKernel* find_host(std::string_view name) noexcept;
+    SimKernel& host(std::size_t index) noexcept { return *hosts_[index]; }
+    std::size_t host_count() const noexcept { return hosts_.size(); }
+    // Both directions between a and b (a == b: the host's loopback).
+    void set_link(const SimKernel& a, const SimKernel& b, LinkOptions link);
+
+    Nanos now() const noexcept { return now_; }
+    Trace& trace() noexcept { return trace_; }
+    const WorldOptions& options() const noexcept { return options_; }
+    const WorldStats& stats() const noexcept { return stats_; }
+
+    // --- faults and scripted actions --------------------------------------
+    void add_fault(const ResetFault& fault);
+    void add_fault(const ZeroWindowFault& fault);
+    void add_fault(const ReorderFault& fault);
+    void add_fault(const DelayFault& fault);
+    void add_fault(const PartitionFault& fault);
+    // Runs action at virtual time `time` (now if earlier), between steps.
+    void at(Nanos time, std::function<void()> action);
+
+    // --- programs ---------------------------------------------------------
+    // The reactor must use host (or a FaultySys over it) as its Sys.
+    void add_reactor(SimKernel& host, Reactor& reactor);
+    void remove_reactor(const Reactor& reactor);
+
+    // Runs until done() is true (checked before every round), virtual time
+    // reaches deadline, nothing can happen any more, or a livelock.
+    RunStatus run_until(Nanos deadline, const std::function<bool()>& done = {});
+    RunStatus run_for(Nanos duration, const std::function<bool()>& done = {}) {
+        return run_until(now_ + duration, done);
+    }
+
+private:
+    friend class SimKernel;
+
+    enum class EventKind : std::uint8_t { segment, endpoint_timer, action };
+    struct Event {
+        Nanos time{};
+        std::uint64_t sequence = 0;
+        EventKind kind = EventKind::action;
+        std::uint32_t slot = 0;        // segment or action pool index
+        std::uint64_t endpoint = 0;    // endpoint_timer
+        std::uint64_t generation = 0;  // endpoint_timer
+    };
+    struct EventLater {
+        bool operator()(const Event& a, const Event& b) const noexcept {
+            return a.time != b.time ? a.time > b.time : a.sequence > b.sequence;
+        }
+    };
+    struct Program {
+        SimKernel* host = nullptr;
+        Reactor* reactor = nullptr;
+    };
+    struct LinkFault {
+        enum class Kind : std::uint8_t { reorder, delay, partition } kind = Kind::delay;
+        std::int64_t from = -1;  // host index, -1: any
+        std::int64_t to = -1;
+        bool both_ways = false;
+        Nanos start{};
+        Nanos end{};
+        std::uint64_t numerator = 0;
+        std::uint64_t denominator = 1;
+        Nanos extra{};
+    };
+
+    // --- events -----------------------------------------------------------
+    void push_event(Event event);
+    // Handles the earliest event; false if there is none.
+    bool handle_next_event();
+    std::optional<Nanos> next_event_time() const noexcept;
+    // The network alone, for a SimKernel's blocking wait: handles events
+    // until ready() or virtual time passes deadline (nullopt: no deadline).
+    // True if ready() became true.
+    bool advance_until(std::optional<Nanos> deadline, const std::function<bool()>& ready);
+    bool running() const noexcept { return running_; }
+
+    // --- endpoints ----------------------------------------------------------
+    Endpoint& new_endpoint(std::uint32_t host, int family);
+    Endpoint* endpoint(std::uint64_t id) noexcept;
+    void destroy_endpoint(Endpoint& endpoint);
+
+    // --- TCP ------------------------------------------------------------------
+    std::uint32_t host_index_for(const SimKernel& from, const SockAddr& address, bool* loopback) const;
+    void start_connect(Endpoint& client, const SockAddr& address);
+    void transmit(Endpoint& from, std::uint8_t flags, std::uint64_t seq, std::span<const std::uint8_t> payload);
+    // Puts the segment in pool slot `slot` on the wire (or drops it, by a fault).
+    void send_segment(std::uint32_t slot);
+    void send_reset_to(const Segment& offending);
+    void deliver(std::uint32_t slot);
+    void handle_syn(const Segment& segment);
+    void handle_segment(Endpoint& endpoint, const Segment& segment);
+    void handle_ack(Endpoint& endpoint, const Segment& segment);
+    void handle_data(Endpoint& endpoint, const Segment& segment);
+    void handle_timer(Endpoint& endpoint);
+    void on_established(Endpoint& endpoint);
+    void output(Endpoint& endpoint);
+    void send_ack(Endpoint& endpoint, std::uint8_t extra_flags = 0);
+    void maybe_window_update(Endpoint& endpoint);
+    std::uint32_t advertised_window(const Endpoint& endpoint) const noexcept;
+    void arm_timer(Endpoint& endpoint, Nanos delay);
+    void cancel_timer(Endpoint& endpoint) noexcept;
+    // The peer's RST arrived (or a reset fault struck): the error by state,
+    // as Linux's tcp_reset, then everything is torn down.
+    void receive_reset(Endpoint& endpoint, std::string_view reason);
+    // Sends an RST to the peer and tears this endpoint down (abortive close).
+    void abort(Endpoint& endpoint, std::string_view reason);
+    void fail(Endpoint& endpoint, int error, std::string_view reason);
+    void maybe_finish_orphan(Endpoint& endpoint);
+    void close_endpoint(Endpoint& endpoint);  // the last fd was closed
+    void shutdown_send(Endpoint& endpoint);
+    void after_read(Endpoint& endpoint);  // the program consumed receive-buffer bytes
+    void notify(Endpoint& endpoint, std::uint32_t key, bool transition);
+    bool connection_matches(const Endpoint& endpoint, std::uint32_t host, std::uint16_t port) const noexcept;
+    std::int64_t host_selector(const std::string& name) const;
+
+    std::string endpoint_name(const Endpoint& endpoint) const;
+    void trace_note(const Endpoint& endpoint, std::string_view what, std::string_view reason);
+
+    WorldOptions options_;
+    Nanos now_{0};
+    std::uint64_t next_sequence_ = 0;
+    std::vector<Event> events_;         // a binary heap under EventLater
+    std::deque<Segment> segment_pool_;  // a deque: references stay valid while segments are added
+    std::vector<std::uint32_t> free_segments_;
+    std::vector<std::function<void()>> action_pool_;
+    std::vector<std::uint32_t> free_actions_;
+    Rng link_rng_;
+    Rng fault_rng_;
+    Trace trace_;
+    WorldStats stats_;
+
+    std::vector<std::unique_ptr<SimKernel>> hosts_;
+    std::vector<LinkOptions> links_;  // hosts x hosts, row-major; grown by add_host
+    std::vector<LinkFault> link_faults_;
+    std::vector<ResetFault> offset_resets_;
+    std::vector<ZeroWindowFault> zero_windows_;
+
+    std::vector<std::unique_ptr<Endpoint>> endpoints_;  // by slot
+    std::vector<std::uint32_t> endpoint_generations_;
+    std::vector<std::uint32_t> free_endpoint_slots_;
+
+    std::vector<Program> programs_;
+    bool running_ = false;
+};
+
+}  // namespace eagain::sim
