@@ -189,6 +189,14 @@ RuleError FaultySys::add_rule(const FaultRule& rule) {
     return RuleError::none;
 }
 
+bool FaultySys::owes_edges() const noexcept {
+    for (const auto& [key, registration] : registrations_) {
+        if (registration.owed != 0 && registration.armed)
+            return true;
+    }
+    return false;
+}
+
 std::uint64_t FaultySys::rule_hits(std::size_t rule_index) const noexcept {
     EAGAIN_ASSERT(rule_index < rules_.size());
     return rules_[rule_index].hits;

@@ -163,6 +163,10 @@ public:
     void set_observer(FaultObserver observer) { observer_ = std::move(observer); }
 
     std::uint64_t faults_injected() const noexcept { return faults_injected_; }
+    // Some armed registration is owed an edge: the next epoll_wait reports
+    // it even if the inner Sys has nothing ready (a simulation steps the
+    // program on this, as it would on inner readiness).
+    bool owes_edges() const noexcept;
     std::uint64_t rule_hits(std::size_t rule_index) const noexcept;
     // Calls made through this FaultySys (injected or not).
     std::uint64_t calls(SysCall call) const noexcept;

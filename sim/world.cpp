@@ -201,9 +201,21 @@ void World::at(Nanos time, std::function<void()> action) {
 // ===========================================================================
 // Programs
 
-void World::add_reactor(SimKernel& host, Reactor& reactor) {
+void World::add_reactor(SimKernel& host, Reactor& reactor, FaultySys* faults) {
     EAGAIN_ASSERT(&host.world() == this);
-    programs_.push_back(Program{&host, &reactor});
+    programs_.push_back(Program{&host, &reactor, faults});
+    if (faults == nullptr)
+        return;
+    faults->set_observer([this, &host](const FaultEvent& event) {
+        if (trace_.enabled())
+            trace_.line(now_, "fault")
+                .field("host", host.name())
+                .field("call", to_string(event.call))
+                .field("fd", event.fd)
+                .field("rule", static_cast<std::uint64_t>(event.rule_index))
+                .field("call_number", event.call_number)
+                .field("what", describe(event));
+    });
 }
 
 void World::remove_reactor(const Reactor& reactor) {
@@ -231,7 +243,8 @@ RunStatus World::run_until(Nanos deadline, const std::function<bool()>& done) {
             const Program program = programs_[i];
             if (program.reactor == nullptr)
                 continue;
-            const bool ready = program.host->has_ready_events();
+            const bool ready =
+                program.host->has_ready_events() || (program.faults != nullptr && program.faults->owes_edges());
             const std::optional<Nanos> due = program.reactor->next_deadline();
             if (!ready && !(due && *due <= now_))
                 continue;

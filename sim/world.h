@@ -22,6 +22,7 @@
 // passes. Inside run_until() a program's waits never advance time.
 #pragma once
 
+#include "core/faulty_sys.h"
 #include "core/reactor.h"
 #include "core/rng.h"
 #include "core/sys.h"
@@ -89,8 +90,11 @@ public:
     void at(Nanos time, std::function<void()> action);
 
     // --- programs ---------------------------------------------------------
-    // The reactor must use host (or a FaultySys over it) as its Sys.
-    void add_reactor(SimKernel& host, Reactor& reactor);
+    // The reactor must use host, or faults (a FaultySys over host), as its
+    // Sys. With faults, the program is also runnable while faults owes it
+    // an edge, and every fault it injects goes into the trace (this sets
+    // its observer).
+    void add_reactor(SimKernel& host, Reactor& reactor, FaultySys* faults = nullptr);
     void remove_reactor(const Reactor& reactor);
 
     // Runs until done() is true (checked before every round), virtual time
@@ -120,6 +124,7 @@ private:
     struct Program {
         SimKernel* host = nullptr;
         Reactor* reactor = nullptr;
+        FaultySys* faults = nullptr;
     };
     struct LinkFault {
         enum class Kind : std::uint8_t { reorder, delay, partition } kind = Kind::delay;
