@@ -77,6 +77,7 @@ public:
 
     Nanos now() const noexcept { return now_; }
     Trace& trace() noexcept { return trace_; }
+    const Trace& trace() const noexcept { return trace_; }
     const WorldOptions& options() const noexcept { return options_; }
     const WorldStats& stats() const noexcept { return stats_; }
 
