@@ -335,8 +335,8 @@ std::string World::endpoint_name(const Endpoint& e) const {
     return hosts_[e.host]->name() + ":" + std::to_string(e.local.port());
 }
 
-bool World::connection_matches(const Endpoint& e, std::uint32_t host, std::uint16_t port) const noexcept {
-    return e.host == host && (port == 0 || e.local.port() == port || e.remote.port() == port);
+bool World::connection_matches(const Endpoint& e, std::int64_t host, std::uint16_t port) const noexcept {
+    return (host < 0 || e.host == host) && (port == 0 || e.local.port() == port || e.remote.port() == port);
 }
 
 void World::trace_note(const Endpoint& e, std::string_view what, std::string_view reason) {
@@ -631,7 +631,7 @@ std::uint32_t World::advertised_window(const Endpoint& e) const noexcept {
     for (const ZeroWindowFault& fault : zero_windows_) {
         const std::int64_t host = host_selector(fault.host);
         if (now_ >= fault.start && now_ < saturating_add(fault.start, fault.duration) &&
-            (host < 0 || connection_matches(e, static_cast<std::uint32_t>(host), fault.port)))
+            connection_matches(e, host, fault.port))
             return 0;
     }
     const std::size_t used = e.rcv.size() + e.out_of_order_bytes;
@@ -715,8 +715,7 @@ void World::handle_data(Endpoint& e, const Segment& s) {
     const auto deliver_in_order = [&](std::span<const std::uint8_t> bytes) -> bool {
         for (const ResetFault& fault : offset_resets_) {
             const std::int64_t host = host_selector(fault.host);
-            if (e.offset_reset_done ||
-                (host >= 0 && !connection_matches(e, static_cast<std::uint32_t>(host), fault.port)))
+            if (e.offset_reset_done || !connection_matches(e, host, fault.port))
                 continue;
             const auto offset = static_cast<std::uint64_t>(fault.at_received_offset);
             if (e.received_bytes + bytes.size() < offset)
@@ -1046,7 +1045,7 @@ void World::add_fault(const ResetFault& fault) {
         for (const auto& slot : endpoints_) {
             Endpoint* e = slot.get();
             if (e == nullptr || e->reset || e->state != TcpState::established ||
-                (host >= 0 && !connection_matches(*e, static_cast<std::uint32_t>(host), fault.port)))
+                !connection_matches(*e, host, fault.port))
                 continue;
             if (!fault.one_sided && e->peer != 0)
                 transmit(*e, seg_rst, e->snd_nxt, {});
@@ -1074,7 +1073,7 @@ void World::add_fault(const ZeroWindowFault& fault) {
         for (const auto& slot : endpoints_) {
             Endpoint* e = slot.get();
             if (e == nullptr || e->state != TcpState::established || e->reset ||
-                (host >= 0 && !connection_matches(*e, static_cast<std::uint32_t>(host), fault.port)))
+                !connection_matches(*e, host, fault.port))
                 continue;
             send_ack(*e);
         }

@@ -186,7 +186,8 @@ private:
     void shutdown_send(Endpoint& endpoint);
     void after_read(Endpoint& endpoint);  // the program consumed receive-buffer bytes
     void notify(Endpoint& endpoint, std::uint32_t key, bool transition);
-    bool connection_matches(const Endpoint& endpoint, std::uint32_t host, std::uint16_t port) const noexcept;
+    // host: an index, or -1 for any; port 0: any.
+    bool connection_matches(const Endpoint& endpoint, std::int64_t host, std::uint16_t port) const noexcept;
     std::int64_t host_selector(const std::string& name) const;
 
     std::string endpoint_name(const Endpoint& endpoint) const;
