@@ -1,6 +1,7 @@
 // Conformance: moving bytes over an established connection, and how it ends
-// (flow control, FIN, RST, half-close, FIONREAD, MSG_PEEK, readv/writev).
-// See fixture.h for how these run against every Sys implementation.
+// (flow control, FIN, RST, half-close, SHUT_RD, FIONREAD, MSG_PEEK, empty
+// reads, readv/writev). See fixture.h for how these run against every Sys
+// implementation.
 #include "tests/conformance/fixture.h"
 #include "tests/conformance/support.h"
 
@@ -12,6 +13,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -274,6 +276,163 @@ TEMPLATE_TEST_CASE("after the peer's RST the first recv or send gives ECONNRESET
           epoll_events_name(EPOLLIN | EPOLLOUT | EPOLLHUP | EPOLLRDHUP));
 }
 
+TEMPLATE_TEST_CASE("close() with received data unread sends RST, not FIN: the peer gets ECONNRESET, after its own data",
+                   "[conformance]", EAGAIN_CONFORMANCE_FIXTURES) {
+    // RFC 1122 4.2.2.13: "If such a host issues a CLOSE call while received
+    // data is still pending in TCP, or if new data is received after CLOSE
+    // is called, its TCP SHOULD send a RST to show that data was lost."
+    // Linux does (tcp_close()), without SO_LINGER. The peer sees a reset,
+    // not an end of stream: EPOLLERR|EPOLLHUP, recv ECONNRESET, then send
+    // EPIPE and recv 0. The reset does not discard what the peer had
+    // received and not yet read: recv returns that first, and the reset
+    // after it.
+    TestType fx;
+    const auto leak_check = check_fds_closed(fx);
+    Sys& sys = fx.sys();
+    ConnectedPair pair = connect_pair(sys, fx.loopback(AF_INET));
+    const int client = pair.client.get();
+    std::array<std::uint8_t, 16> buffer{};
+
+    send_whole(sys, client, "unread");
+    REQUIRE(wait_for_unread(sys, pair.server.get(), 6, happens_within_ms) == 6);
+
+    SECTION("the peer has read everything") {
+        REQUIRE(pair.server.close().ok());
+        REQUIRE((wait_for(sys, client, EPOLLRDHUP, happens_within_ms) & EPOLLRDHUP) != 0);
+        CHECK(epoll_events_name(wait_for(sys, client, EPOLLIN | EPOLLOUT | EPOLLRDHUP, 0)) ==
+              epoll_events_name(EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP | EPOLLRDHUP));
+    }
+    SECTION("the peer has unread data too: it reads that first") {
+        send_whole(sys, pair.server.get(), "reply");
+        REQUIRE(wait_for_unread(sys, client, 5, happens_within_ms) == 5);
+        REQUIRE(pair.server.close().ok());
+        REQUIRE((wait_for(sys, client, EPOLLRDHUP, happens_within_ms) & EPOLLRDHUP) != 0);
+        CHECK(epoll_events_name(wait_for(sys, client, EPOLLIN | EPOLLOUT | EPOLLRDHUP, 0)) ==
+              epoll_events_name(EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP | EPOLLRDHUP));
+        const FdResult unread = sys.ioctl_fionread(client);
+        REQUIRE(unread.ok());
+        CHECK(unread.value == 5);
+        const SizeResult reply = sys.recv(client, buffer, 0);
+        REQUIRE(reply.ok());
+        REQUIRE(reply.value == 5);
+        CHECK(as_text(std::span(buffer).first(5)) == "reply");
+    }
+
+    const SizeResult reset = sys.recv(client, buffer, 0);
+    REQUIRE_FALSE(reset.ok());
+    CHECK(errno_name(reset.error) == "ECONNRESET");
+    const SizeResult sent = sys.send(client, std::span(buffer).first(4), MSG_NOSIGNAL);
+    REQUIRE_FALSE(sent.ok());
+    CHECK(errno_name(sent.error) == "EPIPE");
+    const SizeResult end = sys.recv(client, buffer, 0);
+    REQUIRE(end.ok());
+    CHECK(end.value == 0);
+}
+
+TEMPLATE_TEST_CASE("a send to a peer that closed succeeds; the RST it draws gives EPIPE, not ECONNRESET, and recv 0",
+                   "[conformance]", EAGAIN_CONFORMANCE_FIXTURES) {
+    // The peer closed with nothing unread, so it sent a FIN: this side is in
+    // CLOSE-WAIT and may still send, and send() takes the data (it cannot
+    // know the peer will never read it). The peer's TCP answers data for a
+    // closed socket with RST (RFC 1122 4.2.2.13). Linux turns a reset that
+    // arrives in CLOSE-WAIT into EPIPE, not ECONNRESET (tcp_reset()): that
+    // is the pending error SO_ERROR and the next send report. recv reports
+    // no error at all: the FIN came first, and the end of the stream (0)
+    // stays what recv returns.
+    TestType fx;
+    const auto leak_check = check_fds_closed(fx);
+    Sys& sys = fx.sys();
+    ConnectedPair pair = connect_pair(sys, fx.loopback(AF_INET));
+    const int client = pair.client.get();
+    std::array<std::uint8_t, 16> buffer{};
+
+    REQUIRE(pair.server.close().ok());
+    REQUIRE((wait_for(sys, client, EPOLLRDHUP, happens_within_ms) & EPOLLRDHUP) != 0);
+    send_whole(sys, client, "anyone there?");
+    CHECK(epoll_events_name(wait_for(sys, client, EPOLLERR, happens_within_ms)) == "EPOLLERR|EPOLLHUP");
+    CHECK(epoll_events_name(wait_for(sys, client, EPOLLIN | EPOLLOUT | EPOLLRDHUP, 0)) ==
+          epoll_events_name(EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP | EPOLLRDHUP));
+
+    SECTION("send first") {
+        const SizeResult sent = sys.send(client, std::span(buffer).first(4), MSG_NOSIGNAL);
+        REQUIRE_FALSE(sent.ok());
+        CHECK(errno_name(sent.error) == "EPIPE");
+        const SysResult<int> pending = sys.socket_error(client);
+        REQUIRE(pending.ok());
+        CHECK(errno_name(pending.value) == "0");
+    }
+    SECTION("SO_ERROR first") {
+        const SysResult<int> pending = sys.socket_error(client);
+        REQUIRE(pending.ok());
+        CHECK(errno_name(pending.value) == "EPIPE");
+    }
+    SECTION("recv first: 0, and the error stays pending") {
+        const SizeResult end = sys.recv(client, buffer, 0);
+        REQUIRE(end.ok());
+        CHECK(end.value == 0);
+        const SysResult<int> pending = sys.socket_error(client);
+        REQUIRE(pending.ok());
+        CHECK(errno_name(pending.value) == "EPIPE");
+    }
+
+    const SizeResult sent = sys.send(client, std::span(buffer).first(4), MSG_NOSIGNAL);
+    REQUIRE_FALSE(sent.ok());
+    CHECK(errno_name(sent.error) == "EPIPE");
+    const SizeResult end = sys.recv(client, buffer, 0);
+    REQUIRE(end.ok());
+    CHECK(end.value == 0);
+}
+
+TEMPLATE_TEST_CASE("shutdown(SHUT_RD) is local: recv returns what is queued, then 0; the peer can still send",
+                   "[conformance]", EAGAIN_CONFORMANCE_FIXTURES) {
+    // shutdown(2): SHUT_RD "further receptions will be disallowed". On Linux
+    // TCP that only marks this socket: nothing goes to the peer (no FIN, no
+    // RST), recv returns the data already queued and then 0 where it would
+    // have given EAGAIN, and epoll reports EPOLLIN|EPOLLRDHUP at once, as
+    // after a FIN. Data the peer sends afterwards is still accepted and
+    // queued, and recv returns it, then 0 again: SHUT_RD does not discard.
+    // The other direction is untouched.
+    TestType fx;
+    const auto leak_check = check_fds_closed(fx);
+    Sys& sys = fx.sys();
+    const ConnectedPair pair = connect_pair(sys, fx.loopback(AF_INET));
+    const int client = pair.client.get();
+    const int server = pair.server.get();
+    std::array<std::uint8_t, 16> buffer{};
+
+    send_whole(sys, client, "before");
+    REQUIRE(wait_for_unread(sys, server, 6, happens_within_ms) == 6);
+    REQUIRE(sys.shutdown(server, SHUT_RD).ok());
+
+    CHECK(epoll_events_name(wait_for(sys, server, EPOLLIN | EPOLLOUT | EPOLLRDHUP, 0)) ==
+          epoll_events_name(EPOLLIN | EPOLLOUT | EPOLLRDHUP));
+    // No FIN (EPOLLRDHUP), no RST (EPOLLERR) reaches the peer.
+    CHECK(epoll_events_name(wait_for(sys, client, EPOLLIN | EPOLLRDHUP, quiet_for_ms)) == "0");
+    CHECK(as_text(recv_available(sys, server)) == "before");
+    const SizeResult end = sys.recv(server, buffer, 0);
+    REQUIRE(end.ok());
+    CHECK(end.value == 0);
+
+    // Readable all along (level), so wait for the arrival as an edge.
+    const Fd epoll = make_epoll(sys);
+    add_interest(sys, epoll.get(), server, EPOLLIN | EPOLLET);
+    CHECK(epoll_events_name(wait_once(sys, epoll.get(), server, 0)) == "EPOLLIN");
+    CHECK(epoll_events_name(wait_once(sys, epoll.get(), server, 0)) == "0");
+    send_whole(sys, client, "after");
+    CHECK(epoll_events_name(wait_once(sys, epoll.get(), server, happens_within_ms)) == "EPOLLIN");
+    const FdResult unread = sys.ioctl_fionread(server);
+    REQUIRE(unread.ok());
+    CHECK(unread.value == 5);
+    CHECK(as_text(recv_available(sys, server)) == "after");
+    const SizeResult end_again = sys.recv(server, buffer, 0);
+    REQUIRE(end_again.ok());
+    CHECK(end_again.value == 0);
+
+    send_whole(sys, server, "back");
+    REQUIRE(wait_for_unread(sys, client, 4, happens_within_ms) == 4);
+    CHECK(as_text(recv_available(sys, client)) == "back");
+}
+
 // ===========================================================================
 // Reading and writing
 
@@ -304,6 +463,42 @@ TEMPLATE_TEST_CASE("send of 0 bytes returns 0 and puts nothing on the wire", "[c
     send_whole(sys, pair.client.get(), "x");
     REQUIRE(wait_for_unread(sys, pair.server.get(), 1, happens_within_ms) == 1);
     CHECK(as_text(recv_available(sys, pair.server.get())) == "x");
+}
+
+TEMPLATE_TEST_CASE("recv into an empty buffer returns 0 if data is waiting, EAGAIN if not: 0 is no end of stream here",
+                   "[conformance]", EAGAIN_CONFORMANCE_FIXTURES) {
+    // recv(2): "The value 0 may also be returned if the requested number of
+    // bytes to receive from a stream socket was 0." Linux returns 0 only
+    // when there is something to read; with nothing, a non-blocking recv of
+    // 0 bytes gives EAGAIN as any other would. Either way nothing is
+    // consumed. After the peer's FIN it returns 0 too.
+    TestType fx;
+    const auto leak_check = check_fds_closed(fx);
+    Sys& sys = fx.sys();
+    const ConnectedPair pair = connect_pair(sys, fx.loopback(AF_INET));
+    const int server = pair.server.get();
+    std::array<std::uint8_t, 16> buffer{};
+    const auto recv_nothing = [&] { return sys.recv(server, std::span(buffer).first(0), 0); };
+
+    const SizeResult idle = recv_nothing();
+    REQUIRE_FALSE(idle.ok());
+    CHECK(errno_name(idle.error) == "EAGAIN");
+
+    send_whole(sys, pair.client.get(), "data");
+    REQUIRE(wait_for_unread(sys, server, 4, happens_within_ms) == 4);
+    const SizeResult waiting = recv_nothing();
+    REQUIRE(waiting.ok());
+    CHECK(waiting.value == 0);
+    const FdResult unread = sys.ioctl_fionread(server);
+    REQUIRE(unread.ok());
+    CHECK(unread.value == 4);
+    CHECK(as_text(recv_available(sys, server)) == "data");
+
+    REQUIRE(sys.shutdown(pair.client.get(), SHUT_WR).ok());
+    REQUIRE((wait_for(sys, server, EPOLLRDHUP, happens_within_ms) & EPOLLRDHUP) != 0);
+    const SizeResult ended = recv_nothing();
+    REQUIRE(ended.ok());
+    CHECK(ended.value == 0);
 }
 
 TEMPLATE_TEST_CASE("ioctl FIONREAD counts the bytes received and not yet read", "[conformance]",
