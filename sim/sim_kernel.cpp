@@ -534,8 +534,8 @@ SizeResult SimKernel::do_recv(int fd, std::span<const iovec> buffers, int flags,
         Endpoint& e = *world_.endpoint(id);
         if (e.state == TcpState::listen)
             return done(SizeResult::failure(ENOTCONN));
-        if (total == 0)
-            return done(SizeResult::success(0));
+        // A zero-length recv is no shortcut: 0 with data waiting, and with
+        // none whatever an empty buffer gives (EAGAIN, 0 after the FIN).
         if (!e.rcv.empty()) {
             const std::span<const std::uint8_t> readable = e.rcv.readable();
             std::size_t copied = 0;
