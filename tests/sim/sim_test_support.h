@@ -144,7 +144,9 @@ class EchoCheckingApp final : public ConnectionDriver::App {
 public:
     static constexpr std::uint32_t frame_cmd = 7;  // not the heartbeat cmd (0)
 
-    explicit EchoCheckingApp(std::size_t body_bytes = 16) : body_bytes_(body_bytes) {}
+    // frames_on_established: frames sent as soon as a connection is up.
+    explicit EchoCheckingApp(std::uint32_t frames_on_established = 0, std::size_t body_bytes = 16)
+        : frames_on_established_(frames_on_established), body_bytes_(body_bytes) {}
 
     // Sends the next numbered frame.
     SendError send_next(ConnectionDriver& driver) {
@@ -158,7 +160,9 @@ public:
     }
 
     void on_established(ConnectionDriver& driver) override {
-        established_at.push_back(driver.connection().stats().connect_attempts);
+        established_attempts.push_back(driver.connection().stats().connect_attempts);
+        for (std::uint32_t i = 0; i < frames_on_established_; ++i)
+            (void)send_next(driver);
     }
     void on_frame(ConnectionDriver& /*driver*/, const Frame& frame) override {
         const DefaultHeader header = DefaultHeader::parse(frame.header.first<DefaultHeader::size_bytes>());
@@ -184,7 +188,7 @@ public:
     }
     std::uint32_t frames_sent() const noexcept { return next_to_send_; }
 
-    std::vector<std::uint64_t> established_at;  // connect attempt number of each establishment
+    std::vector<std::uint64_t> established_attempts;  // the connect attempt number of each establishment
     std::uint32_t echoes_verified = 0;
     std::uint64_t mismatches = 0;
     std::vector<Event> events;
@@ -192,6 +196,7 @@ public:
     std::vector<bool> closes_reconnecting;
 
 private:
+    std::uint32_t frames_on_established_;
     std::size_t body_bytes_;
     std::uint32_t next_to_send_ = 0;
 };
