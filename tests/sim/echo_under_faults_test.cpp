@@ -97,11 +97,11 @@ TEST_CASE(
     "syscalls on both sides",
     "[sim]") {
     eagain::sim::WorldOptions options;
+    options.trace_keep_lines = true;
     options.seed = 20240611;
     options.link.latency = 100us;
     options.link.jitter = 200us;  // far above the gap between segments: jitter alone reorders
     eagain::sim::World world(options);
-    world.trace().set_keep_lines(true);
     auto& server_host = world.add_host("server");
     eagain::sim::HostOptions client_options;
     client_options.first_ephemeral_port = 40000;

@@ -47,8 +47,9 @@ TEST_CASE(
     "heartbeats: none while frames flow more often than the idle timeout, then one per idle timeout for an "
     "idle hour, answered, and the connection stays up",
     "[sim]") {
-    eagain::sim::World world;
-    world.trace().set_keep_lines(true);
+    eagain::sim::WorldOptions options;
+    options.trace_keep_lines = true;
+    eagain::sim::World world(options);
     auto& server_host = world.add_host("server");
     auto& client_host = world.add_host("client");
     const Nanos round_trip = 2 * world.options().link.latency;

@@ -34,8 +34,9 @@ TEST_CASE(
     "a reconnecting client retries exactly on the backoff schedule while the server is down, then connects "
     "and its frames are echoed",
     "[sim]") {
-    eagain::sim::World world;
-    world.trace().set_keep_lines(true);
+    eagain::sim::WorldOptions options;
+    options.trace_keep_lines = true;
+    eagain::sim::World world(options);
     auto& server_host = world.add_host("server");
     auto& client_host = world.add_host("client");
     const Nanos round_trip = 2 * world.options().link.latency;

@@ -57,8 +57,9 @@ TEST_CASE(
     "an RST mid-stream gives ECONNRESET on both sides, both close the connection and its fd, the other "
     "connection is untouched",
     "[sim]") {
-    eagain::sim::World world;
-    world.trace().set_keep_lines(true);
+    eagain::sim::WorldOptions options;
+    options.trace_keep_lines = true;
+    eagain::sim::World world(options);
     auto& server_host = world.add_host("server");
     eagain::sim::HostOptions client_options;
     client_options.first_ephemeral_port = 40000;  // connection 0 is 40000, connection 1 is 40001

@@ -111,11 +111,17 @@ inline std::int64_t bytes_moved(const std::vector<TracedCall>& traced, Nanos fro
     return total;
 }
 
+// Lines of kind ev (and, if key is given, with key equal to value).
+inline std::size_t count_lines(const std::vector<std::string>& lines, std::string_view ev, std::string_view key = {},
+                               std::string_view value = {}) {
+    return static_cast<std::size_t>(std::count_if(lines.begin(), lines.end(), [&](const std::string& l) {
+        return is(l, "ev", ev) && (key.empty() || is(l, key, value));
+    }));
+}
+
 inline std::size_t count_lines(const sim::Trace& trace, std::string_view ev, std::string_view key = {},
                                std::string_view value = {}) {
-    return static_cast<std::size_t>(
-        std::count_if(trace.lines().begin(), trace.lines().end(),
-                      [&](const std::string& l) { return is(l, "ev", ev) && (key.empty() || is(l, key, value)); }));
+    return count_lines(trace.lines(), ev, key, value);
 }
 
 // The last n kept lines, one per line: context for a failure message.

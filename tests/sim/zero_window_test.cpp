@@ -22,8 +22,9 @@ TEST_CASE(
     "a writer facing a 10 s zero window stalls, keeps its output, resumes when the window opens and loses "
     "nothing",
     "[sim]") {
-    eagain::sim::World world;
-    world.trace().set_keep_lines(true);
+    eagain::sim::WorldOptions options;
+    options.trace_keep_lines = true;
+    eagain::sim::World world(options);
     auto& server_host = world.add_host("server");
     eagain::sim::HostOptions client_options;
     client_options.first_ephemeral_port = 40000;
