@@ -31,10 +31,11 @@ using conformance::wait_for_unread;
 constexpr int long_wait_ms = 10 * 60 * 1000;  // virtual: costs nothing
 
 struct Net {
-    explicit Net(WorldOptions options = quiet()) : world(std::move(options)) { world.trace().set_keep_lines(true); }
+    explicit Net(WorldOptions options = quiet()) : world(std::move(options)) {}
     static WorldOptions quiet() {
         WorldOptions options;
         options.link.latency = 1ms;
+        options.trace_keep_lines = true;
         return options;
     }
     World world;
