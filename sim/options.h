@@ -7,7 +7,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <string_view>
 
 namespace eagain::sim {
 
@@ -76,6 +78,11 @@ struct WorldOptions {
     LinkOptions link;  // every pair of hosts, until set_link() says otherwise
     TcpOptions tcp;
     bool trace = true;
+    // Given to the Trace before its first line (the world's own, written by
+    // the constructor), so a sink or the kept lines hold every line and
+    // hash to Trace::hash(). Setting them on world.trace() later misses it.
+    std::function<void(std::string_view line)> trace_sink;
+    bool trace_keep_lines = false;
     // World::run gives up with RunStatus::livelock after this many rounds of
     // host steps without virtual time moving (a program spinning on a
     // level-triggered event it never consumes).

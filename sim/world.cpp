@@ -59,6 +59,9 @@ std::string_view to_string(RunStatus status) noexcept {
 World::World(WorldOptions options)
     : options_(std::move(options)), link_rng_(forked(options_.seed, 0)), fault_rng_(forked(options_.seed, 1)) {
     trace_.set_enabled(options_.trace);
+    trace_.set_keep_lines(options_.trace_keep_lines);
+    if (options_.trace_sink)
+        trace_.set_sink(options_.trace_sink);
     if (trace_.enabled())
         trace_.line(now_, "world").field("seed", options_.seed);
 }
