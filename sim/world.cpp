@@ -120,7 +120,7 @@ std::int64_t World::host_selector(const std::string& name) const {
         if (host->name() == name)
             return host->index();
     }
-    EAGAIN_ASSERT(!"a fault names a host that does not exist");
+    EAGAIN_ASSERT(false && "a fault names a host that does not exist");
     return -2;
 }
 
