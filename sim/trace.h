@@ -5,7 +5,7 @@
 // The hash is the determinism contract: the same workload, seed and options
 // give byte-identical lines, hence the same hash, on every run, machine and
 // compiler. It is FNV-1a (64-bit) over the bytes of every line including its
-// newline, so `eagain-sim-echo ... --trace t.jsonl` and hashing t.jsonl agree.
+// newline, so `sim-echo ... --trace t.jsonl` and hashing t.jsonl agree.
 //
 // Lines are kept in memory only if asked (keep_lines), and written to a
 // sink if one is set; the hash is always kept while tracing is enabled.
