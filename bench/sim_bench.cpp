@@ -1,0 +1,417 @@
+// The simulated kernel's speed: what a syscall costs in it, how it compares
+// with the real kernel on the same workload, and how it scales.
+//
+// Read the results as ratios within one run:
+//   BM_SimSendRecv / BM_SimSendRecv_Traced   items/s = simulated syscalls/s,
+//                                            without and with the trace
+//   BM_SimEcho100k / BM_LoopbackEcho100k     items/s = frames/s, the same
+//                                            FrameEchoServer + LoadClient in
+//                                            the simulation and on loopback
+//   BM_SimIdleHour                           wall time per virtual hour
+//   BM_SimEpollWait_10000 / _100             should be ~1: epoll_wait costs
+//                                            the ready fds, not the idle ones
+//
+// Trace: a World traces by default (WorldOptions::trace), and every
+// scenario run keeps the trace hash, so the whole-program benchmarks
+// (echo, idle hour) run traced, as the harness does. The syscall
+// micro-benchmarks measure the kernel model itself, untraced; the _Traced
+// variant says what formatting and hashing the trace lines adds.
+//
+// Every benchmark checks its results (bytes, frames, heartbeats) and fails
+// with SkipWithError rather than report the speed of a wrong answer.
+#include "apps/frame_echo_server.h"
+#include "apps/load_client.h"
+#include "core/assert.h"
+#include "core/connection_driver.h"
+#include "core/linux_sys.h"
+#include "core/reactor.h"
+#include "sim/sim_kernel.h"
+#include "sim/world.h"
+
+#include <sys/epoll.h>
+
+#include <benchmark/benchmark.h>
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace eagain::bench {
+namespace {
+
+using namespace std::chrono_literals;
+using sim::SimKernel;
+using sim::World;
+using sim::WorldOptions;
+
+WorldOptions world_options(bool trace) {
+    WorldOptions options;
+    options.trace = trace;
+    return options;
+}
+
+// A blocking listener on host's own address: accept4 on it runs the
+// network in virtual time until a connection is there.
+int sim_listener(SimKernel& host, std::string& error) {
+    const FdResult fd = host.socket(AF_INET, SOCK_STREAM, 0);
+    if (!fd.ok() || !host.bind(fd.value, host.address(AF_INET, 7)).ok() || !host.listen(fd.value, 128).ok()) {
+        error = "listener: " + errno_name(fd.ok() ? EINVAL : fd.error);
+        return -1;
+    }
+    return fd.value;
+}
+
+struct SimPair {
+    int client = -1;
+    int server = -1;
+};
+
+// One established connection from client to server's listener, both ends
+// non-blocking. The blocking accept4 carries the handshake out.
+SimPair sim_connect(SimKernel& client, SimKernel& server, int listener, std::string& error) {
+    const FdResult fd = client.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    if (!fd.ok()) {
+        error = "socket: " + errno_name(fd.error);
+        return {};
+    }
+    const VoidResult connected = client.connect(fd.value, server.address(AF_INET, 7));
+    if (connected.ok() || connected.error != EINPROGRESS) {
+        error = "connect: " + errno_name(connected.error);
+        return {};
+    }
+    const FdResult accepted = server.accept4(listener, nullptr, SOCK_NONBLOCK);
+    if (!accepted.ok()) {
+        error = "accept4: " + errno_name(accepted.error);
+        return {};
+    }
+    return SimPair{fd.value, accepted.value};
+}
+
+int sim_epoll_with(SimKernel& host, int fd) {
+    const FdResult epoll = host.epoll_create1(0);
+    EAGAIN_ASSERT(epoll.ok());
+    EAGAIN_ASSERT(
+        host.epoll_ctl(epoll.value, EPOLL_CTL_ADD, fd, EpollEvent{EPOLLIN, static_cast<std::uint64_t>(fd)}).ok());
+    return epoll.value;
+}
+
+// ===========================================================================
+// One connection, SimKernel calls directly: the cost of a simulated syscall.
+
+// Each iteration is one 64-byte round trip as an event loop does it:
+//   client send, server epoll_wait (the network runs until the data is
+//   there), server recv, server send, client epoll_wait, client recv.
+// Six syscalls; items/s = syscalls/s. The payload changes every iteration
+// and every byte that comes back is compared.
+void sim_send_recv(benchmark::State& state, bool trace) {
+    World world(world_options(trace));
+    SimKernel& client = world.add_host("client");
+    SimKernel& server = world.add_host("server");
+    std::string error;
+    const int listener = sim_listener(server, error);
+    const SimPair pair = listener < 0 ? SimPair{} : sim_connect(client, server, listener, error);
+    if (pair.client < 0) {
+        state.SkipWithError(error.c_str());
+        return;
+    }
+    const int client_epoll = sim_epoll_with(client, pair.client);
+    const int server_epoll = sim_epoll_with(server, pair.server);
+
+    constexpr std::size_t message_bytes = 64;
+    std::array<std::uint8_t, message_bytes> sent{};
+    std::array<std::uint8_t, message_bytes> echoed{};
+    std::array<std::uint8_t, message_bytes> received{};
+    std::array<EpollEvent, 4> events{};
+    std::uint8_t round = 0;
+    const auto failed = [&](const char* what) {
+        state.SkipWithError(what);
+        return false;
+    };
+    const auto round_trip = [&]() -> bool {
+        sent.fill(++round);
+        if (client.send(pair.client, sent, 0).value != message_bytes)
+            return failed("client send was short");
+        if (server.epoll_wait(server_epoll, events, -1).value != 1)
+            return failed("server epoll_wait reported no event");
+        if (server.recv(pair.server, echoed, 0).value != message_bytes)
+            return failed("server recv was short");
+        if (server.send(pair.server, echoed, 0).value != message_bytes)
+            return failed("server send was short");
+        if (client.epoll_wait(client_epoll, events, -1).value != 1)
+            return failed("client epoll_wait reported no event");
+        if (client.recv(pair.client, received, 0).value != message_bytes)
+            return failed("client recv was short");
+        if (received != sent)
+            return failed("the echo differs from what was sent");
+        return true;
+    };
+    for (auto _ : state) {
+        if (!round_trip())
+            return;
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * 6);
+    state.counters["trace_lines"] = static_cast<double>(world.trace().line_count());
+}
+
+void BM_SimSendRecv(benchmark::State& state) {
+    sim_send_recv(state, false);
+}
+BENCHMARK(BM_SimSendRecv);
+
+void BM_SimSendRecv_Traced(benchmark::State& state) {
+    sim_send_recv(state, true);
+}
+BENCHMARK(BM_SimSendRecv_Traced);
+
+// ===========================================================================
+// 100,000 frames echoed: the same FrameEchoServer + LoadClient code in the
+// simulation and over real loopback.
+//
+// Fairness: on loopback, server and client share one Reactor (one epoll
+// set), polled in one thread until the client is done, so no epoll_wait is
+// ever spent on a side with nothing to do, as the World only steps
+// runnable programs. A World, or the loopback sockets, are built per
+// iteration; set-up and teardown are in the time on both sides.
+//
+// Argument: frames in flight per connection (one connection). 1 is a
+// ping-pong, where every frame costs the full syscall path; 32 (LoadOptions'
+// default) lets the client batch, so the frame codec and the check of every
+// echoed byte, the same code on both sides, weigh more.
+
+constexpr std::uint64_t echo_frames = 100'000;
+
+LoadOptions echo_load(const SockAddr& server, std::int64_t in_flight) {
+    LoadOptions load;
+    load.server = server;
+    load.connections = 1;
+    load.frames = echo_frames;
+    load.body_bytes = 64;
+    load.in_flight_per_connection = static_cast<std::size_t>(in_flight);
+    return load;
+}
+
+// Checks the report; false (and the benchmark skipped) on any problem.
+bool echo_verified(benchmark::State& state, const LoadClient& client) {
+    const LoadReport& report = client.report();
+    if (report.ok(echo_frames))
+        return true;
+    const std::string error = "frames verified " + std::to_string(report.frames_verified) + ", mismatches " +
+                              std::to_string(report.mismatches) + ", errors " + std::to_string(report.errors) +
+                              (report.problems.empty() ? std::string() : ": " + report.problems.front());
+    state.SkipWithError(error.c_str());
+    return false;
+}
+
+void sim_echo(benchmark::State& state, bool trace) {
+    std::uint64_t lines = 0;
+    for (auto _ : state) {
+        World world(world_options(trace));
+        SimKernel& server_host = world.add_host("server");
+        SimKernel& client_host = world.add_host("client");
+        Reactor server_reactor(server_host);
+        Reactor client_reactor(client_host);
+        EchoServerOptions server_options;
+        server_options.listen_address = server_host.address(AF_INET, 7);
+        FrameEchoServer server(server_reactor, server_options);
+        if (!server.open().ok()) {
+            state.SkipWithError("server open failed");
+            return;
+        }
+        LoadClient client(client_reactor, echo_load(server.local_address(), state.range(0)));
+        client.start();
+        world.add_reactor(server_host, server_reactor);
+        world.add_reactor(client_host, client_reactor);
+        const sim::RunStatus status = world.run_for(1h, [&] { return client.done(); });
+        if (status != sim::RunStatus::done) {
+            state.SkipWithError(("run ended " + std::string(to_string(status))).c_str());
+            return;
+        }
+        if (!echo_verified(state, client))
+            return;
+        lines = world.trace().line_count();
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * echo_frames));
+    state.counters["trace_lines"] = static_cast<double>(lines);
+}
+
+void BM_SimEcho100k(benchmark::State& state) {
+    sim_echo(state, false);
+}
+BENCHMARK(BM_SimEcho100k)->ArgName("in_flight")->Arg(1)->Arg(32)->Unit(benchmark::kMillisecond);
+
+void BM_SimEcho100k_Traced(benchmark::State& state) {
+    sim_echo(state, true);
+}
+BENCHMARK(BM_SimEcho100k_Traced)->ArgName("in_flight")->Arg(1)->Arg(32)->Unit(benchmark::kMillisecond);
+
+void BM_LoopbackEcho100k(benchmark::State& state) {
+    LinuxSys sys;
+    for (auto _ : state) {
+        Reactor reactor(sys);
+        if (reactor.open_error() != 0) {
+            state.SkipWithError("epoll_create1 failed");
+            return;
+        }
+        EchoServerOptions server_options;  // 127.0.0.1, a port the kernel picks
+        FrameEchoServer server(reactor, server_options);
+        if (!server.open().ok()) {
+            state.SkipWithError("server open failed");
+            return;
+        }
+        LoadClient client(reactor, echo_load(server.local_address(), state.range(0)));
+        client.start();
+        // A hang is a bug, not a slow run: give up after a minute.
+        const auto give_up = std::chrono::steady_clock::now() + 60s;
+        while (!client.done()) {
+            if (!reactor.poll(100ms).ok() || std::chrono::steady_clock::now() > give_up) {
+                state.SkipWithError("loopback echo stalled");
+                return;
+            }
+        }
+        if (!echo_verified(state, client))
+            return;
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * echo_frames));
+}
+BENCHMARK(BM_LoopbackEcho100k)->ArgName("in_flight")->Arg(1)->Arg(32)->Unit(benchmark::kMillisecond);
+
+// ===========================================================================
+// One virtual hour of an idle connection kept alive by heartbeats.
+//
+// The client pings after heartbeat_idle_timeout (30 s) without traffic; the
+// echo server only answers (its own pings off), so the count is exact: the
+// pong arrives one round trip after the ping and starts the next idle
+// period, hence a ping every 30 s + 2 x latency.
+
+struct IdleClient final : ConnectionDriver::App {
+    bool established = false;
+    bool closed = false;
+    void on_established(ConnectionDriver& /*driver*/) override { established = true; }
+    void on_frame(ConnectionDriver& /*driver*/, const Frame& /*frame*/) override {}
+    void on_closed(ConnectionDriver& /*driver*/, const CloseInfo& /*info*/, bool /*reconnecting*/) override {
+        closed = true;
+    }
+};
+
+void BM_SimIdleHour(benchmark::State& state) {
+    std::uint64_t pings = 0;
+    std::uint64_t lines = 0;
+    for (auto _ : state) {
+        World world;
+        SimKernel& server_host = world.add_host("server");
+        SimKernel& client_host = world.add_host("client");
+        Reactor server_reactor(server_host);
+        Reactor client_reactor(client_host);
+        EchoServerOptions server_options;
+        server_options.listen_address = server_host.address(AF_INET, 7);
+        server_options.connection.heartbeat_idle_timeout = 0ns;
+        server_options.connection.dead_peer_intervals = 0;
+        FrameEchoServer server(server_reactor, server_options);
+        if (!server.open().ok()) {
+            state.SkipWithError("server open failed");
+            return;
+        }
+        const ConnectionConfig config;  // heartbeat after 30 s idle, dead peer after 3 intervals
+        IdleClient app;
+        ConnectionDriver driver(client_reactor, app, ConnectionRole::client, config, TransportOptions{}, 1);
+        driver.start_connect(server.local_address());
+        world.add_reactor(server_host, server_reactor);
+        world.add_reactor(client_host, client_reactor);
+        if (world.run_for(10s, [&] { return app.established; }) != sim::RunStatus::done) {
+            state.SkipWithError("the client never connected");
+            return;
+        }
+        const Nanos hour_start = world.now();
+        (void)world.run_for(1h);
+        const Nanos period = config.heartbeat_idle_timeout + 2 * world.options().link.latency;
+        const auto expected = static_cast<std::uint64_t>((1h - config.heartbeat_idle_timeout) / period + 1);
+        const ConnectionStats& stats = driver.connection().stats();
+        if (app.closed || world.now() != hour_start + 1h || stats.pings_sent != expected ||
+            stats.pongs_received != expected) {
+            const std::string error = "pings " + std::to_string(stats.pings_sent) + ", pongs " +
+                                      std::to_string(stats.pongs_received) + ", expected " + std::to_string(expected) +
+                                      (app.closed ? ", closed" : "");
+            state.SkipWithError(error.c_str());
+            return;
+        }
+        pings = stats.pings_sent;
+        lines = world.trace().line_count();
+    }
+    state.counters["pings"] = static_cast<double>(pings);
+    state.counters["trace_lines"] = static_cast<double>(lines);
+}
+BENCHMARK(BM_SimIdleHour)->Unit(benchmark::kMillisecond);
+
+// ===========================================================================
+// epoll_wait with one ready fd among many idle ones.
+//
+// `idle + 1` established connections, every server end registered
+// (level-triggered EPOLLIN) in one epoll set; 64 bytes wait unread on one
+// of them. Each iteration is one epoll_wait(timeout 0) that must report
+// exactly that fd. Untraced: the trace line is a constant cost and would
+// only flatten the ratio. Set-up (the handshakes) is outside the timing.
+
+void sim_epoll_wait(benchmark::State& state, int idle) {
+    World world(world_options(false));
+    SimKernel& client = world.add_host("client");
+    SimKernel& server = world.add_host("server");
+    std::string error;
+    const int listener = sim_listener(server, error);
+    if (listener < 0) {
+        state.SkipWithError(error.c_str());
+        return;
+    }
+    const FdResult epoll = server.epoll_create1(0);
+    EAGAIN_ASSERT(epoll.ok());
+    const int busy_index = idle / 2;
+    SimPair busy;
+    for (int i = 0; i <= idle; ++i) {
+        const SimPair pair = sim_connect(client, server, listener, error);
+        if (pair.client < 0) {
+            state.SkipWithError(error.c_str());
+            return;
+        }
+        if (!server
+                 .epoll_ctl(epoll.value, EPOLL_CTL_ADD, pair.server,
+                            EpollEvent{EPOLLIN, static_cast<std::uint64_t>(pair.server)})
+                 .ok()) {
+            state.SkipWithError("epoll_ctl failed");
+            return;
+        }
+        if (i == busy_index)
+            busy = pair;
+    }
+    std::array<std::uint8_t, 64> message{};
+    std::array<EpollEvent, 64> events{};
+    if (client.send(busy.client, message, 0).value != message.size() ||
+        server.epoll_wait(epoll.value, events, -1).value != 1) {
+        state.SkipWithError("the data did not arrive");
+        return;
+    }
+    for (auto _ : state) {
+        const FdResult n = server.epoll_wait(epoll.value, events, 0);
+        if (n.value != 1 || events[0].data != static_cast<std::uint64_t>(busy.server) ||
+            (events[0].events & EPOLLIN) == 0) {
+            state.SkipWithError("epoll_wait did not report exactly the busy fd");
+            return;
+        }
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+    state.counters["registered"] = static_cast<double>(idle + 1);
+}
+
+void BM_SimEpollWait_100(benchmark::State& state) {
+    sim_epoll_wait(state, 100);
+}
+BENCHMARK(BM_SimEpollWait_100);
+
+void BM_SimEpollWait_10000(benchmark::State& state) {
+    sim_epoll_wait(state, 10'000);
+}
+BENCHMARK(BM_SimEpollWait_10000);
+
+}  // namespace
+}  // namespace eagain::bench
