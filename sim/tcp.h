@@ -119,11 +119,18 @@ struct Endpoint {
     std::uint32_t last_advertised_window = 0;
     std::uint64_t received_bytes = 0;  // stream bytes delivered in order
 
-    // Timers: one retransmission/persist/handshake timer per endpoint. A
-    // scheduled timer event is stale unless its generation matches.
+    // Timers: one retransmission/persist/handshake timer per endpoint. The
+    // armed timer has a place in the event order, (timer_time,
+    // timer_sequence); at most one event of this endpoint is queued
+    // (timer_queued, with the current generation), at that place or before
+    // it, and moves itself on when it comes early (World::arm_timer).
     std::uint64_t timer_generation = 0;
     bool timer_armed = false;
-    Nanos timer_deadline{};  // when the armed timer is due (its event may be earlier: it re-queues)
+    Nanos timer_deadline{};  // when the armed timer is due (its place may be earlier: it re-queues)
+    Nanos timer_time{};
+    std::uint64_t timer_sequence = 0;
+    bool timer_queued = false;
+    Nanos timer_queued_time{};
     int retransmissions = 0;
     Nanos rto{};
 

@@ -129,19 +129,27 @@ std::int64_t World::host_selector(const std::string& name) const {
 
 void World::push_event(Event event) {
     event.sequence = next_sequence_++;
+    queue(event);
+}
+
+void World::queue(const Event& event) {
     events_.push_back(event);
     std::push_heap(events_.begin(), events_.end(), EventLater{});
 }
 
 std::optional<Nanos> World::next_event_time() const noexcept {
     if (events_.empty())
-        return std::nullopt;
+        return timer_horizon_ > now_ ? std::optional<Nanos>(timer_horizon_) : std::nullopt;
     return events_.front().time;
 }
 
 bool World::handle_next_event() {
-    if (events_.empty())
-        return false;
+    if (events_.empty()) {
+        if (timer_horizon_ <= now_)
+            return false;
+        now_ = timer_horizon_;  // where the last cancelled timer's event would have been
+        return true;
+    }
     std::pop_heap(events_.begin(), events_.end(), EventLater{});
     const Event event = events_.back();
     events_.pop_back();
@@ -151,12 +159,18 @@ bool World::handle_next_event() {
         case EventKind::segment: deliver(event.slot); break;
         case EventKind::endpoint_timer: {
             Endpoint* target = endpoint(event.endpoint);
-            if (target == nullptr || !target->timer_armed || target->timer_generation != event.generation)
+            if (target == nullptr || target->timer_generation != event.generation)
+                break;  // given up for an earlier one (arm_timer)
+            target->timer_queued = false;
+            if (!target->timer_armed)
+                break;  // cancelled
+            if (event.time != target->timer_time || event.sequence != target->timer_sequence) {
+                // Re-armed since this event was queued: on to the timer's place.
+                queue_timer(*target, target->timer_time, target->timer_sequence);
                 break;
+            }
             if (target->timer_deadline > now_) {  // pushed back since: wait on
-                Event later = event;
-                later.time = target->timer_deadline;
-                push_event(later);
+                queue_timer(*target, target->timer_deadline, next_sequence_++);
                 break;
             }
             target->timer_armed = false;
@@ -840,6 +854,14 @@ void World::after_read(Endpoint& e) {
 // ===========================================================================
 // TCP: timers
 
+// A timer armed while none is takes the next sequence number, and that
+// (deadline, sequence) is its place among the events, as if it had an event
+// of its own. But cancel_timer leaves the queued event where it is, and a
+// timer armed again finds it there, earlier than its place: when it comes,
+// it moves itself on (handle_next_event). A connection that sends and is
+// acknowledged, over and over, so keeps one timer event instead of piling
+// up one stale event per send (each RTO long). A place earlier than the
+// queued event's gives that event up and queues a new one.
 void World::arm_timer(Endpoint& e, Nanos delay) {
     const Nanos deadline = saturating_add(now_, delay);
     if (e.timer_armed && e.timer_deadline <= deadline) {
@@ -847,17 +869,28 @@ void World::arm_timer(Endpoint& e, Nanos delay) {
         e.timer_deadline = deadline;
         return;
     }
-    ++e.timer_generation;
     e.timer_armed = true;
     e.timer_deadline = deadline;
-    push_event(Event{deadline, 0, EventKind::endpoint_timer, 0, e.id, e.timer_generation});
+    e.timer_time = deadline;
+    e.timer_sequence = next_sequence_++;
+    timer_horizon_ = std::max(timer_horizon_, deadline);
+    // The queued event's sequence number is older, so at an equal time it comes first too.
+    if (e.timer_queued && e.timer_queued_time <= deadline)
+        return;
+    ++e.timer_generation;  // any queued event is given up
+    queue_timer(e, deadline, e.timer_sequence);
+}
+
+void World::queue_timer(Endpoint& e, Nanos time, std::uint64_t sequence) {
+    e.timer_time = time;
+    e.timer_sequence = sequence;
+    e.timer_queued = true;
+    e.timer_queued_time = time;
+    queue(Event{time, sequence, EventKind::endpoint_timer, 0, e.id, e.timer_generation});
 }
 
 void World::cancel_timer(Endpoint& e) noexcept {
-    if (e.timer_armed) {
-        ++e.timer_generation;
-        e.timer_armed = false;
-    }
+    e.timer_armed = false;  // its queued event stays, for the next arm_timer
 }
 
 void World::handle_timer(Endpoint& e) {

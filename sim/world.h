@@ -140,7 +140,9 @@ private:
     };
 
     // --- events -----------------------------------------------------------
+    // Queues event with the next sequence number; queue() with its own.
     void push_event(Event event);
+    void queue(const Event& event);
     // Handles the earliest event; false if there is none.
     bool handle_next_event();
     std::optional<Nanos> next_event_time() const noexcept;
@@ -174,6 +176,8 @@ private:
     void maybe_window_update(Endpoint& endpoint);
     std::uint32_t advertised_window(const Endpoint& endpoint) const noexcept;
     void arm_timer(Endpoint& endpoint, Nanos delay);
+    // Queues the endpoint's timer event at (time, sequence).
+    void queue_timer(Endpoint& endpoint, Nanos time, std::uint64_t sequence);
     void cancel_timer(Endpoint& endpoint) noexcept;
     // The peer's RST arrived (or a reset fault struck): the error by state,
     // as Linux's tcp_reset, then everything is torn down.
@@ -196,7 +200,12 @@ private:
     WorldOptions options_;
     Nanos now_{0};
     std::uint64_t next_sequence_ = 0;
-    std::vector<Event> events_;         // a binary heap under EventLater
+    std::vector<Event> events_;  // a binary heap under EventLater
+    // The latest time an endpoint timer was ever set for. A cancelled timer
+    // leaves no event behind (arm_timer), but the clock still runs on to
+    // where its event would have been once nothing else is left, as it
+    // always has: a blocking wait that can never be ready ends there.
+    Nanos timer_horizon_{0};
     std::deque<Segment> segment_pool_;  // a deque: references stay valid while segments are added
     std::vector<std::uint32_t> free_segments_;
     std::vector<std::function<void()>> action_pool_;
