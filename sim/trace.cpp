@@ -4,45 +4,94 @@
 
 #include <sys/epoll.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
+#include <cstring>
 #include <utility>
 
 namespace eagain::sim {
 
 namespace {
 
-void append_escaped(std::string& out, std::string_view text) {
-    out += '"';
+// Bytes a JSON string cannot hold as they are: '"', '\\' and controls.
+constexpr std::array<bool, 256> needs_escape = [] {
+    std::array<bool, 256> table{};
+    for (std::size_t byte = 0; byte < 0x20; ++byte)
+        table[byte] = true;
+    table['"'] = true;
+    table['\\'] = true;
+    return table;
+}();
+
+// Worst case of an escaped string: every byte as \u00XX, and the quotes.
+constexpr std::size_t escaped_bytes_max(std::string_view text) noexcept {
+    return 6 * text.size() + 2;
+}
+
+// text as a JSON string at `at`; returns the end.
+char* put_escaped(char* at, std::string_view text) noexcept {
+    static constexpr std::string_view hex = "0123456789abcdef";
+    *at++ = '"';
     for (const char c : text) {
         const auto byte = static_cast<unsigned char>(c);
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += c;
-        } else if (byte < 0x20) {
-            static constexpr std::string_view hex = "0123456789abcdef";
-            out += "\\u00";
-            out += hex[byte >> 4];
-            out += hex[byte & 0xF];
+        if (!needs_escape[byte]) {
+            *at++ = c;
+        } else if (c == '"' || c == '\\') {
+            *at++ = '\\';
+            *at++ = c;
         } else {
-            out += c;
+            for (const char e : {'\\', 'u', '0', '0', hex[byte >> 4], hex[byte & 0xF]})
+                *at++ = e;
         }
     }
-    out += '"';
+    *at++ = '"';
+    return at;
 }
 
-template <class Integer>
-void append_number(std::string& out, Integer value) {
-    std::array<char, 24> digits{};
-    const auto result = std::to_chars(digits.data(), digits.data() + digits.size(), value);
-    out.append(digits.data(), result.ptr);
-}
+// Writes a line into a Trace's buffer in place: room(n) hands out n bytes
+// after the line so far, end_at() says where the writing stopped. The
+// buffer only grows, so after the first lines no field allocates, and a
+// field costs a capacity check or two instead of one per byte.
+class Writer {
+public:
+    Writer(std::string& buffer, std::size_t& length) noexcept : buffer_(buffer), length_(length) {}
 
-void append_key(std::string& out, std::string_view key) {
-    out += ',';
-    append_escaped(out, key);
-    out += ':';
-}
+    char* room(std::size_t n) {
+        if (buffer_.size() - length_ < n)
+            grow(n);
+        return buffer_.data() + length_;
+    }
+    void end_at(const char* end) noexcept { length_ = static_cast<std::size_t>(end - buffer_.data()); }
+
+    void append(std::string_view text) {
+        char* at = room(text.size());
+        std::memcpy(at, text.data(), text.size());
+        end_at(at + text.size());
+    }
+    void escaped(std::string_view text) { end_at(put_escaped(room(escaped_bytes_max(text)), text)); }
+    template <class Integer>
+    void number(Integer value) {
+        constexpr std::size_t digits_max = 24;  // 20 digits and a sign, rounded up
+        char* at = room(digits_max);
+        end_at(std::to_chars(at, at + digits_max, value).ptr);
+    }
+    // ,"name":
+    void key(std::string_view name) {
+        char* at = room(escaped_bytes_max(name) + 2);
+        *at++ = ',';
+        at = put_escaped(at, name);
+        *at++ = ':';
+        end_at(at);
+    }
+
+private:
+    // Out of line, so that room() stays small enough to inline.
+    [[gnu::noinline]] void grow(std::size_t n) { buffer_.resize(std::max(2 * buffer_.size(), length_ + n)); }
+
+    std::string& buffer_;
+    std::size_t& length_;
+};
 
 }  // namespace
 
@@ -52,48 +101,55 @@ Trace::Line::~Line() {
 }
 
 Trace::Line& Trace::Line::field(std::string_view key, std::int64_t value) {
-    append_key(trace_->current_, key);
-    append_number(trace_->current_, value);
+    Writer out(trace_->current_, trace_->length_);
+    out.key(key);
+    out.number(value);
     return *this;
 }
 
 Trace::Line& Trace::Line::field(std::string_view key, std::uint64_t value) {
-    append_key(trace_->current_, key);
-    append_number(trace_->current_, value);
+    Writer out(trace_->current_, trace_->length_);
+    out.key(key);
+    out.number(value);
     return *this;
 }
 
 Trace::Line& Trace::Line::field(std::string_view key, std::string_view value) {
-    append_key(trace_->current_, key);
-    append_escaped(trace_->current_, value);
+    Writer out(trace_->current_, trace_->length_);
+    out.key(key);
+    out.escaped(value);
     return *this;
 }
 
 Trace::Line& Trace::Line::field(std::string_view key, bool value) {
-    append_key(trace_->current_, key);
-    trace_->current_ += value ? "true" : "false";
+    Writer out(trace_->current_, trace_->length_);
+    out.key(key);
+    out.append(value ? "true" : "false");
     return *this;
 }
 
 Trace::Line& Trace::Line::raw(std::string_view key, std::string_view json) {
-    append_key(trace_->current_, key);
-    trace_->current_ += json;
+    Writer out(trace_->current_, trace_->length_);
+    out.key(key);
+    out.append(json);
     return *this;
 }
 
 Trace::Line Trace::line(Nanos time, std::string_view kind) {
     EAGAIN_ASSERT(enabled_);
-    current_.clear();
-    current_ += "{\"t\":";
-    append_number(current_, static_cast<std::int64_t>(time.count()));
-    current_ += ",\"ev\":";
-    append_escaped(current_, kind);
+    length_ = 0;
+    Writer out(current_, length_);
+    out.append("{\"t\":");
+    out.number(static_cast<std::int64_t>(time.count()));
+    out.append(",\"ev\":");
+    out.escaped(kind);
     return Line(this);
 }
 
 void Trace::finish() {
-    current_ += '}';
-    for (const char c : current_) {
+    Writer(current_, length_).append("}");
+    const std::string_view line(current_.data(), length_);
+    for (const char c : line) {
         hash_ ^= static_cast<unsigned char>(c);
         hash_ *= 0x100000001b3ULL;  // FNV-1a prime
     }
@@ -101,9 +157,9 @@ void Trace::finish() {
     hash_ *= 0x100000001b3ULL;
     ++line_count_;
     if (sink_)
-        sink_(current_);
+        sink_(line);
     if (keep_lines_)
-        lines_.push_back(current_);
+        lines_.emplace_back(line);
 }
 
 std::string Trace::hash_hex() const {

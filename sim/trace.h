@@ -70,7 +70,10 @@ private:
     bool enabled_ = true;
     bool keep_lines_ = false;
     std::function<void(std::string_view)> sink_;
+    // The line being built is current_'s first length_ bytes; current_ is
+    // a buffer that only grows (trace.cpp's Writer).
     std::string current_;
+    std::size_t length_ = 0;
     std::uint64_t hash_ = 0xcbf29ce484222325ULL;  // FNV-1a offset basis
     std::uint64_t line_count_ = 0;
     std::vector<std::string> lines_;
