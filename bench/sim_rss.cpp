@@ -1,6 +1,6 @@
 // eagain-sim-rss: the memory of many concurrent simulated echo connections.
 //
-//   eagain-sim-rss [connections=10000] [frames_per_connection=10]
+//   eagain-sim-rss [connections=10000] [frames_per_connection=10] [growth_limit_mib=1024]
 //
 // One World, two hosts: FrameEchoServer on one, LoadClient with every
 // connection started at once on the other, as in tests/sim. All
@@ -13,7 +13,8 @@
 // ru_maxrss is a high-water mark that never goes down: inside eagain-bench
 // it would measure whichever benchmark ran before.
 //
-// Exit status: 0 if the run was correct, 1 if not, 2 on bad arguments.
+// Exit status: 0 if the run was correct and the growth stayed below the
+// limit, 1 if not, 2 on bad arguments.
 #include "apps/frame_echo_server.h"
 #include "apps/load_client.h"
 #include "core/reactor.h"
@@ -54,9 +55,11 @@ bool parse_count(const char* text, std::uint64_t& out) {
 int main(int argc, char** argv) {
     std::uint64_t connections = 10'000;
     std::uint64_t frames_per_connection = 10;
-    if (argc > 3 || (argc > 1 && !parse_count(argv[1], connections)) ||
-        (argc > 2 && !parse_count(argv[2], frames_per_connection))) {
-        std::fprintf(stderr, "usage: %s [connections] [frames_per_connection]\n", argv[0]);
+    std::uint64_t growth_limit_mib = 1024;
+    if (argc > 4 || (argc > 1 && !parse_count(argv[1], connections)) ||
+        (argc > 2 && !parse_count(argv[2], frames_per_connection)) ||
+        (argc > 3 && !parse_count(argv[3], growth_limit_mib))) {
+        std::fprintf(stderr, "usage: %s [connections] [frames_per_connection] [growth_limit_mib]\n", argv[0]);
         return 2;
     }
     const long baseline_kib = peak_rss_kib();
@@ -112,10 +115,13 @@ int main(int argc, char** argv) {
         ok = status == eagain::sim::RunStatus::done && report.ok(load.frames) && peak_open == connections;
     }
     const long peak_kib = peak_rss_kib();
+    const bool within_limit = static_cast<std::uint64_t>(peak_kib - baseline_kib) < growth_limit_mib * 1024;
     const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
     std::printf("peak RSS: baseline %ld KiB, after %ld KiB, growth %ld KiB (%.1f MiB, %.1f KiB per connection)\n",
                 baseline_kib, peak_kib, peak_kib - baseline_kib, static_cast<double>(peak_kib - baseline_kib) / 1024.0,
                 static_cast<double>(peak_kib - baseline_kib) / static_cast<double>(connections));
-    std::printf("wall: %.2f s; %s\n", wall_s, ok ? "OK" : "FAILED");
-    return ok ? 0 : 1;
+    std::printf("growth limit %llu MiB: %s\n", static_cast<unsigned long long>(growth_limit_mib),
+                within_limit ? "within" : "EXCEEDED");
+    std::printf("wall: %.2f s; %s\n", wall_s, ok && within_limit ? "OK" : "FAILED");
+    return ok && within_limit ? 0 : 1;
 }
