@@ -139,17 +139,13 @@ void World::queue(const Event& event) {
 
 std::optional<Nanos> World::next_event_time() const noexcept {
     if (events_.empty())
-        return timer_horizon_ > now_ ? std::optional<Nanos>(timer_horizon_) : std::nullopt;
+        return std::nullopt;
     return events_.front().time;
 }
 
 bool World::handle_next_event() {
-    if (events_.empty()) {
-        if (timer_horizon_ <= now_)
-            return false;
-        now_ = timer_horizon_;  // where the last cancelled timer's event would have been
-        return true;
-    }
+    if (events_.empty())
+        return false;
     std::pop_heap(events_.begin(), events_.end(), EventLater{});
     const Event event = events_.back();
     events_.pop_back();
@@ -873,7 +869,6 @@ void World::arm_timer(Endpoint& e, Nanos delay) {
     e.timer_deadline = deadline;
     e.timer_time = deadline;
     e.timer_sequence = next_sequence_++;
-    timer_horizon_ = std::max(timer_horizon_, deadline);
     // The queued event's sequence number is older, so at an equal time it comes first too.
     if (e.timer_queued && e.timer_queued_time <= deadline)
         return;

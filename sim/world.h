@@ -201,11 +201,6 @@ private:
     Nanos now_{0};
     std::uint64_t next_sequence_ = 0;
     std::vector<Event> events_;  // a binary heap under EventLater
-    // The latest time an endpoint timer was ever set for. A cancelled timer
-    // leaves no event behind (arm_timer), but the clock still runs on to
-    // where its event would have been once nothing else is left, as it
-    // always has: a blocking wait that can never be ready ends there.
-    Nanos timer_horizon_{0};
     std::deque<Segment> segment_pool_;  // a deque: references stay valid while segments are added
     std::vector<std::uint32_t> free_segments_;
     std::vector<std::function<void()>> action_pool_;
