@@ -1059,6 +1059,16 @@ void World::notify(Endpoint& e, std::uint32_t key, bool transition) {
 // ===========================================================================
 // Faults
 
+void World::for_each_connection(std::int64_t host, std::uint16_t port, const std::function<void(Endpoint&)>& act) {
+    // In slot order, so the order is the same on every run. act may tear
+    // the endpoint down (only its slot is cleared; the table keeps its size).
+    for (std::size_t slot = 0; slot < endpoints_.size(); ++slot) {
+        Endpoint* e = endpoints_[slot].get();
+        if (e != nullptr && !e->reset && e->state == TcpState::established && connection_matches(*e, host, port))
+            act(*e);
+    }
+}
+
 void World::add_fault(const ResetFault& fault) {
     const std::int64_t host = host_selector(fault.host);
     if (trace_.enabled())
@@ -1073,15 +1083,11 @@ void World::add_fault(const ResetFault& fault) {
     if (fault.at < Nanos{0})
         return;
     at(fault.at, [this, host, fault] {
-        for (const auto& slot : endpoints_) {
-            Endpoint* e = slot.get();
-            if (e == nullptr || e->reset || e->state != TcpState::established ||
-                !connection_matches(*e, host, fault.port))
-                continue;
-            if (!fault.one_sided && e->peer != 0)
-                transmit(*e, seg_rst, e->snd_nxt, {});
-            receive_reset(*e, "reset fault");
-        }
+        for_each_connection(host, fault.port, [&](Endpoint& e) {
+            if (!fault.one_sided && e.peer != 0)
+                transmit(e, seg_rst, e.snd_nxt, {});
+            receive_reset(e, "reset fault");
+        });
     });
 }
 
@@ -1101,13 +1107,7 @@ void World::add_fault(const ZeroWindowFault& fault) {
             return f.host == fault.host && f.port == fault.port && f.start == fault.start &&
                    f.duration == fault.duration;
         });
-        for (const auto& slot : endpoints_) {
-            Endpoint* e = slot.get();
-            if (e == nullptr || e->state != TcpState::established || e->reset ||
-                !connection_matches(*e, host, fault.port))
-                continue;
-            send_ack(*e);
-        }
+        for_each_connection(host, fault.port, [&](Endpoint& e) { send_ack(e); });
     });
 }
 

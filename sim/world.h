@@ -190,6 +190,8 @@ private:
     void shutdown_send(Endpoint& endpoint);
     void after_read(Endpoint& endpoint);  // the program consumed receive-buffer bytes
     void notify(Endpoint& endpoint, std::uint32_t key, bool transition);
+    // Every established, not reset endpoint that connection_matches.
+    void for_each_connection(std::int64_t host, std::uint16_t port, const std::function<void(Endpoint&)>& act);
     // host: an index, or -1 for any; port 0: any.
     bool connection_matches(const Endpoint& endpoint, std::int64_t host, std::uint16_t port) const noexcept;
     std::int64_t host_selector(const std::string& name) const;
@@ -200,7 +202,7 @@ private:
     WorldOptions options_;
     Nanos now_{0};
     std::uint64_t next_sequence_ = 0;
-    std::vector<Event> events_;  // a binary heap under EventLater
+    std::vector<Event> events_;         // a binary heap under EventLater
     std::deque<Segment> segment_pool_;  // a deque: references stay valid while segments are added
     std::vector<std::uint32_t> free_segments_;
     std::vector<std::function<void()>> action_pool_;
