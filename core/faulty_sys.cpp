@@ -77,29 +77,6 @@ bool leaves_readiness(FaultKind fault) noexcept {
     return false;
 }
 
-RuleError validate(const FaultRule& rule) noexcept {
-    if (!fault_possible(rule.call, rule.fault))
-        return RuleError::fault_impossible_for_call;
-    if (rule.fd.has_value() && *rule.fd < 0)
-        return RuleError::negative_fd;
-    if (rule.when == CallSelector::at_stream_offset && !is_transfer(rule.call))
-        return RuleError::offset_needs_transfer;
-    if (rule.fault == FaultKind::short_transfer && rule.when != CallSelector::at_stream_offset &&
-        rule.short_limit_bytes == 0) {
-        return RuleError::short_limit_zero;
-    }
-    const bool numbered = rule.when == CallSelector::nth_call || rule.when == CallSelector::every_kth_call ||
-                          rule.when == CallSelector::from_nth_call;
-    if (numbered && rule.call_number == 0)
-        return RuleError::call_number_zero;
-    if (rule.when == CallSelector::with_probability &&
-        (rule.chance_denominator == 0 || rule.chance_numerator > rule.chance_denominator)) {
-        return RuleError::bad_chance;
-    }
-    if (rule.max_hits.has_value() && *rule.max_hits == 0)
-        return RuleError::max_hits_zero;
-    return RuleError::none;
-}
 
 std::vector<iovec> trimmed(std::span<const iovec> buffers, std::size_t limit_bytes) {
     std::vector<iovec> out;
@@ -126,6 +103,30 @@ int remaining_timeout_ms(int timeout_ms, Nanos start, Nanos now) noexcept {
 }
 
 }  // namespace
+
+RuleError validate_rule(const FaultRule& rule) noexcept {
+    if (!fault_possible(rule.call, rule.fault))
+        return RuleError::fault_impossible_for_call;
+    if (rule.fd.has_value() && *rule.fd < 0)
+        return RuleError::negative_fd;
+    if (rule.when == CallSelector::at_stream_offset && !is_transfer(rule.call))
+        return RuleError::offset_needs_transfer;
+    if (rule.fault == FaultKind::short_transfer && rule.when != CallSelector::at_stream_offset &&
+        rule.short_limit_bytes == 0) {
+        return RuleError::short_limit_zero;
+    }
+    const bool numbered = rule.when == CallSelector::nth_call || rule.when == CallSelector::every_kth_call ||
+                          rule.when == CallSelector::from_nth_call;
+    if (numbered && rule.call_number == 0)
+        return RuleError::call_number_zero;
+    if (rule.when == CallSelector::with_probability &&
+        (rule.chance_denominator == 0 || rule.chance_numerator > rule.chance_denominator)) {
+        return RuleError::bad_chance;
+    }
+    if (rule.max_hits.has_value() && *rule.max_hits == 0)
+        return RuleError::max_hits_zero;
+    return RuleError::none;
+}
 
 std::string_view to_string(FaultKind kind) noexcept {
     switch (kind) {
@@ -180,7 +181,7 @@ std::string describe(const FaultEvent& event) {
 FaultySys::FaultySys(Sys& inner, std::uint64_t seed) noexcept : inner_(inner), rng_(seed) {}
 
 RuleError FaultySys::add_rule(const FaultRule& rule) {
-    const RuleError error = validate(rule);
+    const RuleError error = validate_rule(rule);
     if (error != RuleError::none)
         return error;
     if (rules_.size() >= max_rules)

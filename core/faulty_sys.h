@@ -131,6 +131,9 @@ enum class RuleError : std::uint8_t {
     too_many_rules,             // more than FaultySys::max_rules
 };
 std::string_view to_string(RuleError error) noexcept;
+// What add_rule would say of rule, without a FaultySys (none: it is valid).
+// too_many_rules is never returned here.
+RuleError validate_rule(const FaultRule& rule) noexcept;
 
 // One injected fault, as the trace records it.
 struct FaultEvent {
