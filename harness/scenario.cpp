@@ -1,0 +1,770 @@
+#include "harness/scenario.h"
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <limits>
+#include <utility>
+
+namespace eagain::harness {
+
+namespace {
+
+struct Word {
+    std::string_view text;
+    int column = 0;
+};
+
+// Splits a line into words: spaces and tabs separate, '#' ends the line,
+// "->" is a word of its own.
+std::vector<Word> split(std::string_view line) {
+    std::vector<Word> words;
+    std::size_t i = 0;
+    while (i < line.size()) {
+        const char c = line[i];
+        if (c == '#')
+            break;
+        if (c == ' ' || c == '\t' || c == '\r') {
+            ++i;
+            continue;
+        }
+        const std::size_t start = i;
+        if (line.compare(i, 2, "->") == 0) {
+            i += 2;
+        } else {
+            while (i < line.size() && line[i] != ' ' && line[i] != '\t' && line[i] != '\r' && line[i] != '#' &&
+                   line.compare(i, 2, "->") != 0)
+                ++i;
+        }
+        words.push_back(Word{line.substr(start, i - start), static_cast<int>(start) + 1});
+    }
+    return words;
+}
+
+std::optional<std::uint64_t> parse_count(std::string_view word) noexcept {
+    if (word.empty() || word.front() == '_' || word.back() == '_')
+        return std::nullopt;
+    std::uint64_t value = 0;
+    for (const char c : word) {
+        if (c == '_')
+            continue;
+        if (c < '0' || c > '9')
+            return std::nullopt;
+        const auto digit = static_cast<std::uint64_t>(c - '0');
+        if (value > (std::numeric_limits<std::uint64_t>::max() - digit) / 10)
+            return std::nullopt;
+        value = value * 10 + digit;
+    }
+    return value;
+}
+
+// An integer followed by a unit from units; the unit's multiplier applies.
+template <std::size_t N>
+std::optional<std::uint64_t> parse_with_unit(std::string_view word,
+                                             const std::array<std::pair<std::string_view, std::uint64_t>, N>& units,
+                                             bool unit_required) noexcept {
+    std::size_t digits = 0;
+    while (digits < word.size() && ((word[digits] >= '0' && word[digits] <= '9') || word[digits] == '_'))
+        ++digits;
+    const std::optional<std::uint64_t> number = parse_count(word.substr(0, digits));
+    if (!number)
+        return std::nullopt;
+    const std::string_view unit = word.substr(digits);
+    if (unit.empty())
+        return unit_required && *number != 0 ? std::nullopt : number;
+    for (const auto& [name, multiplier] : units) {
+        if (unit == name) {
+            if (*number > std::numeric_limits<std::uint64_t>::max() / multiplier)
+                return std::nullopt;
+            return *number * multiplier;
+        }
+    }
+    return std::nullopt;
+}
+
+bool is_name(std::string_view word) noexcept {
+    if (word.empty() || std::isalpha(static_cast<unsigned char>(word.front())) == 0)
+        return false;
+    return std::all_of(word.begin(), word.end(),
+                       [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_'; });
+}
+
+std::optional<FaultKind> errno_fault(std::string_view word) noexcept {
+    static constexpr std::array<std::pair<std::string_view, FaultKind>, 8> names{{
+        {"EAGAIN", FaultKind::eagain},
+        {"EINTR", FaultKind::eintr},
+        {"ECONNRESET", FaultKind::econnreset},
+        {"EPIPE", FaultKind::epipe},
+        {"ECONNREFUSED", FaultKind::econnrefused},
+        {"ETIMEDOUT", FaultKind::etimedout},
+        {"ECONNABORTED", FaultKind::econnaborted},
+        {"EMFILE", FaultKind::emfile},
+    }};
+    for (const auto& [name, kind] : names) {
+        if (word == name)
+            return kind;
+    }
+    return std::nullopt;
+}
+
+enum class ValueType : std::uint8_t { port, endpoint, count, positive, size, duration, percent, trigger, name };
+
+struct OptionRule {
+    std::string_view key;
+    ValueType type;
+};
+
+struct AppKind {
+    std::string_view kind;
+    std::vector<OptionRule> options;
+    std::vector<std::string_view> required;
+};
+
+const std::vector<AppKind>& app_kinds() {
+    static const std::vector<AppKind> kinds{
+        {"frame-echo",
+         {{"port", ValueType::port}, {"max-frame", ValueType::size}, {"heartbeat", ValueType::duration}},
+         {}},
+        {"byte-echo", {{"port", ValueType::port}}, {}},
+        {"frame-client",
+         {{"connect", ValueType::endpoint},
+          {"frames", ValueType::count},
+          {"size", ValueType::size},
+          {"conns", ValueType::positive},
+          {"in-flight", ValueType::positive},
+          {"heartbeat", ValueType::duration}},
+         {"connect"}},
+        {"bulk-sender",
+         {{"connect", ValueType::endpoint}, {"bytes", ValueType::size}, {"chunk", ValueType::size}},
+         {"connect", "bytes"}},
+        {"bulk-receiver",
+         {{"port", ValueType::port}, {"bytes", ValueType::size}, {"read-chunk", ValueType::size}},
+         {"port", "bytes"}},
+        {"idle-client",
+         {{"connect", ValueType::endpoint}, {"heartbeat", ValueType::duration}, {"dead-after", ValueType::count}},
+         {"connect"}},
+        {"reconnecting-client",
+         {{"connect", ValueType::endpoint},
+          {"backoff", ValueType::duration},
+          {"backoff-max", ValueType::duration},
+          {"jitter", ValueType::percent},
+          {"frames", ValueType::count}},
+         {"connect"}},
+    };
+    return kinds;
+}
+
+constexpr std::array<std::string_view, 7> actions{"stop-reading", "resume-reading",     "stop", "start", "restart",
+                                                  "close",        "send-hostile-length"};
+constexpr std::array<std::string_view, 3> world_expectations{"no-fd-leak", "no-sigpipe", "done-by"};
+constexpr std::array<std::string_view, 8> app_expectations{
+    "frames-verified", "no-errors", "error", "state", "reconnect-at", "heartbeats", "max-buffered", "bytes-received"};
+constexpr std::array<std::string_view, 6> connection_states{"established", "closed",  "backoff",
+                                                            "connecting",  "closing", "half_closed"};
+
+template <std::size_t N>
+bool one_of(std::string_view word, const std::array<std::string_view, N>& choices) noexcept {
+    return std::find(choices.begin(), choices.end(), word) != choices.end();
+}
+
+template <std::size_t N>
+std::string list(const std::array<std::string_view, N>& choices) {
+    std::string out;
+    for (const std::string_view choice : choices) {
+        if (!out.empty())
+            out += ", ";
+        out += choice;
+    }
+    return out;
+}
+
+// One statement's words, read left to right.
+class Cursor {
+public:
+    Cursor(const std::vector<Word>& words, int end_column) : words_(words), end_column_(end_column) {}
+    bool done() const noexcept { return next_ >= words_.size(); }
+    const Word& peek() const noexcept { return done() ? end_ : words_[next_]; }
+    Word take() noexcept { return done() ? end_ : words_[next_++]; }
+
+private:
+    const std::vector<Word>& words_;
+    std::size_t next_ = 0;
+    int end_column_;
+    Word end_{std::string_view(), end_column_};
+};
+
+// Thrown inside one statement to abandon it; caught per line, never
+// escapes parse_scenario.
+struct StatementError {};
+
+class Parser {
+public:
+    explicit Parser(std::string_view file) { result_.scenario.file = std::string(file); }
+
+    void line(int number, std::string_view text) {
+        if (result_.errors.size() >= max_errors)
+            return;
+        line_ = number;
+        if (text.size() > max_line_bytes) {
+            error(Word{text.substr(max_line_bytes, 1), static_cast<int>(max_line_bytes) + 1},
+                  "a line of at most " + std::to_string(max_line_bytes) + " bytes");
+            return;
+        }
+        const std::vector<Word> words = split(text);
+        if (words.empty())
+            return;
+        Cursor cursor(words, static_cast<int>(text.size()) + 1);
+        try {
+            statement(cursor);
+            if (!cursor.done())
+                fail(cursor.peek(), "end of line");
+        } catch (const StatementError&) {
+        }
+    }
+
+    ParseResult finish() && { return std::move(result_); }
+
+private:
+    // --- errors -------------------------------------------------------------
+    void error(const Word& at, const std::string& expected) {
+        if (result_.errors.size() >= max_errors)
+            return;
+        std::string found = at.text.empty() ? "end of line" : "\"" + printable(at.text) + "\"";
+        result_.errors.push_back(result_.scenario.file + ":" + std::to_string(line_) + ":" + std::to_string(at.column) +
+                                 ": expected " + expected + ", found " + found);
+    }
+    [[noreturn]] void fail(const Word& at, const std::string& expected) {
+        error(at, expected);
+        throw StatementError{};
+    }
+    static std::string printable(std::string_view text) {
+        std::string out;
+        for (const char c : text.substr(0, 40)) {
+            const auto byte = static_cast<unsigned char>(c);
+            out += byte >= 0x20 && byte < 0x7F && c != '"' ? std::string(1, c) : "?";
+        }
+        return text.size() > 40 ? out + "..." : out;
+    }
+
+    // --- values ---------------------------------------------------------------
+    Nanos duration(Cursor& c) {
+        const Word w = c.take();
+        const std::optional<Nanos> d = parse_duration(w.text);
+        if (!d)
+            fail(w, "a duration (250ns, 100us, 1ms, 2s, 5m, 1h)");
+        return *d;
+    }
+    std::uint64_t count(Cursor& c, std::uint64_t minimum = 0, std::uint64_t maximum = 1ULL << 40) {
+        const Word w = c.take();
+        const std::optional<std::uint64_t> n = parse_count(w.text);
+        if (!n || *n < minimum || *n > maximum)
+            fail(w, maximum >= (1ULL << 40)
+                        ? "a whole number of at least " + std::to_string(minimum)
+                        : "a whole number from " + std::to_string(minimum) + " to " + std::to_string(maximum));
+        return *n;
+    }
+    std::uint64_t size(Cursor& c) {
+        const Word w = c.take();
+        const std::optional<std::uint64_t> n = parse_size(w.text);
+        if (!n || *n > (1ULL << 40))
+            fail(w, "a size in bytes (64, 16KiB, 4MiB)");
+        return *n;
+    }
+    std::pair<std::uint64_t, std::uint64_t> chance(Cursor& c) {
+        const Word w = c.take();
+        const std::size_t slash = w.text.find('/');
+        const auto numerator = parse_count(w.text.substr(0, slash));
+        const auto denominator = slash == std::string_view::npos ? std::nullopt : parse_count(w.text.substr(slash + 1));
+        if (!numerator || !denominator || *denominator == 0 || *numerator > *denominator)
+            fail(w, "a chance N/D with 0 <= N <= D and D > 0 (1/8)");
+        return {*numerator, *denominator};
+    }
+    void keyword(Cursor& c, std::string_view expected) {
+        const Word w = c.take();
+        if (w.text != expected)
+            fail(w, "\"" + std::string(expected) + "\"");
+    }
+    std::string new_name(Cursor& c, std::string_view what) {
+        const Word w = c.take();
+        if (!is_name(w.text))
+            fail(w, std::string(what) + " (a letter, then letters, digits, - or _)");
+        return std::string(w.text);
+    }
+    const HostSpec* find_host(std::string_view name) const {
+        for (const HostSpec& host : result_.scenario.hosts) {
+            if (host.name == name)
+                return &host;
+        }
+        return nullptr;
+    }
+    const AppSpec* find_app(std::string_view name) const {
+        for (const AppSpec& app : result_.scenario.apps) {
+            if (app.name == name)
+                return &app;
+        }
+        return nullptr;
+    }
+    std::string host(Cursor& c, bool any_allowed = false) {
+        const Word w = c.take();
+        if (any_allowed && w.text == "*")
+            return std::string();
+        if (find_host(w.text) == nullptr)
+            fail(w, any_allowed ? "a host declared above, or *" : "a host declared above");
+        return std::string(w.text);
+    }
+    std::string app(Cursor& c) {
+        const Word w = c.take();
+        if (find_app(w.text) == nullptr)
+            fail(w, "an app declared above (by its name)");
+        return std::string(w.text);
+    }
+    SourceLocation where(const Word& first) const { return SourceLocation{line_, first.column}; }
+
+    // --- statements -------------------------------------------------------------
+    void statement(Cursor& c) {
+        const Word first = c.take();
+        const std::string_view s = first.text;
+        if (s == "seed")
+            seed(c, first);
+        else if (s == "network")
+            link_options(c, result_.scenario.network);
+        else if (s == "link")
+            link(c, first);
+        else if (s == "tcp")
+            tcp(c);
+        else if (s == "host")
+            host_statement(c, first);
+        else if (s == "app")
+            app_statement(c, first);
+        else if (s == "fault")
+            fault(c, first);
+        else if (s == "net")
+            net(c, first);
+        else if (s == "at")
+            action(c, first);
+        else if (s == "expect")
+            expect(c, first);
+        else
+            fail(first, "a statement (seed, network, link, tcp, host, app, fault, net, at, expect)");
+    }
+
+    void seed(Cursor& c, const Word& first) {
+        if (seen_seed_)
+            fail(first, "one seed statement at most");
+        seen_seed_ = true;
+        result_.scenario.seed = count(c, 0, std::numeric_limits<std::uint64_t>::max());
+    }
+
+    void link_options(Cursor& c, sim::LinkOptions& link) {
+        while (!c.done()) {
+            const Word key = c.take();
+            if (key.text == "latency")
+                link.latency = duration(c);
+            else if (key.text == "jitter")
+                link.jitter = duration(c);
+            else if (key.text == "mss")
+                link.mss = static_cast<std::uint32_t>(count(c, 1, 65535));
+            else
+                fail(key, "latency, jitter or mss");
+        }
+    }
+
+    void link(Cursor& c, const Word& first) {
+        LinkSpec spec;
+        spec.a = host(c);
+        spec.b = host(c);
+        spec.link = result_.scenario.network;
+        spec.where = where(first);
+        link_options(c, spec.link);
+        result_.scenario.links.push_back(std::move(spec));
+    }
+
+    void tcp(Cursor& c) {
+        sim::TcpOptions& tcp = result_.scenario.tcp;
+        while (!c.done()) {
+            const Word key = c.take();
+            if (key.text == "send-buffer")
+                tcp.send_buffer_bytes = static_cast<int>(std::min<std::uint64_t>(size(c), 1U << 30));
+            else if (key.text == "receive-buffer")
+                tcp.receive_buffer_bytes = static_cast<int>(std::min<std::uint64_t>(size(c), 1U << 30));
+            else if (key.text == "rto-min")
+                tcp.rto_min = duration(c);
+            else if (key.text == "retries")
+                tcp.retries = static_cast<int>(count(c, 0, 100));
+            else if (key.text == "syn-retries")
+                tcp.syn_retries = static_cast<int>(count(c, 0, 100));
+            else
+                fail(key, "send-buffer, receive-buffer, rto-min, retries or syn-retries");
+        }
+    }
+
+    void host_statement(Cursor& c, const Word& first) {
+        const Word name_word = c.peek();
+        HostSpec spec;
+        spec.name = new_name(c, "a host name");
+        if (find_host(spec.name) != nullptr)
+            fail(name_word, "a host name not declared before");
+        spec.where = where(first);
+        while (!c.done()) {
+            const Word key = c.take();
+            if (key.text == "edge") {
+                const Word mode = c.take();
+                if (mode.text == "linux")
+                    spec.options.edge_mode = sim::EdgeMode::linux_every_arrival;
+                else if (mode.text == "strict")
+                    spec.options.edge_mode = sim::EdgeMode::transition_only;
+                else
+                    fail(mode, "linux or strict");
+            } else if (key.text == "fd-limit") {
+                spec.options.fd_limit = static_cast<int>(count(c, 4, 1U << 20));
+            } else {
+                fail(key, "edge or fd-limit");
+            }
+        }
+        result_.scenario.hosts.push_back(std::move(spec));
+    }
+
+    void value(const Word& w, ValueType type) {
+        switch (type) {
+            case ValueType::port: {
+                const auto n = parse_count(w.text);
+                if (!n || *n == 0 || *n > 65535)
+                    fail(w, "a port from 1 to 65535");
+                return;
+            }
+            case ValueType::endpoint: {
+                const std::size_t colon = w.text.rfind(':');
+                const auto port =
+                    colon == std::string_view::npos ? std::nullopt : parse_count(w.text.substr(colon + 1));
+                if (colon == std::string_view::npos || find_host(w.text.substr(0, colon)) == nullptr || !port ||
+                    *port == 0 || *port > 65535)
+                    fail(w, "host:port with a host declared above");
+                return;
+            }
+            case ValueType::count:
+            case ValueType::positive: {
+                const auto n = parse_count(w.text);
+                if (!n || (type == ValueType::positive && *n == 0))
+                    fail(w, type == ValueType::positive ? "a whole number above 0" : "a whole number");
+                return;
+            }
+            case ValueType::size:
+                if (!parse_size(w.text))
+                    fail(w, "a size in bytes (64, 16KiB, 4MiB)");
+                return;
+            case ValueType::duration:
+                if (!parse_duration(w.text))
+                    fail(w, "a duration (250ns, 100us, 1ms, 2s, 5m, 1h)");
+                return;
+            case ValueType::percent: {
+                const auto n = w.text.ends_with('%') ? parse_count(w.text.substr(0, w.text.size() - 1)) : std::nullopt;
+                if (!n || *n > 100)
+                    fail(w, "a percentage from 0% to 100%");
+                return;
+            }
+            case ValueType::trigger:
+                if (w.text != "level" && w.text != "edge")
+                    fail(w, "level or edge");
+                return;
+            case ValueType::name:
+                if (!is_name(w.text) || find_app(w.text) != nullptr)
+                    fail(w, "an app name not used before");
+                return;
+        }
+    }
+
+    void app_statement(Cursor& c, const Word& first) {
+        AppSpec spec;
+        spec.host = host(c);
+        const Word kind_word = c.take();
+        const auto& kinds = app_kinds();
+        const auto kind =
+            std::find_if(kinds.begin(), kinds.end(), [&](const AppKind& k) { return k.kind == kind_word.text; });
+        if (kind == kinds.end())
+            fail(kind_word,
+                 "an app kind (frame-echo, byte-echo, frame-client, bulk-sender, bulk-receiver, idle-client, "
+                 "reconnecting-client)");
+        spec.kind = std::string(kind->kind);
+        spec.where = where(first);
+        while (!c.done()) {
+            const Word key = c.take();
+            ValueType type = ValueType::name;
+            if (key.text == "trigger") {
+                type = ValueType::trigger;
+            } else if (key.text != "name") {
+                const auto rule = std::find_if(kind->options.begin(), kind->options.end(),
+                                               [&](const OptionRule& r) { return r.key == key.text; });
+                if (rule == kind->options.end()) {
+                    std::string known = "trigger, name";
+                    for (const OptionRule& r : kind->options)
+                        known += ", " + std::string(r.key);
+                    fail(key, "an option of " + spec.kind + " (" + known + ")");
+                }
+                type = rule->type;
+            }
+            if (spec.options.contains(std::string(key.text)))
+                fail(key, "each option once");
+            const Word v = c.take();
+            value(v, type);
+            spec.options[std::string(key.text)] = std::string(v.text);
+        }
+        for (const std::string_view required : kind->required) {
+            if (!spec.options.contains(std::string(required)))
+                fail(c.peek(), "option " + std::string(required) + " for " + spec.kind);
+        }
+        spec.name = spec.options.contains("name") ? spec.options["name"] : spec.host;
+        if (find_app(spec.name) != nullptr)
+            fail(first, "a name for this app (\"name NAME\"): " + spec.name + " is taken");
+        result_.scenario.apps.push_back(std::move(spec));
+    }
+
+    void fault(Cursor& c, const Word& first) {
+        SyscallFaultSpec spec;
+        spec.host = host(c);
+        spec.where = where(first);
+        const Word call_word = c.take();
+        const std::optional<SysCall> call = sys_call_from_string(call_word.text);
+        if (!call)
+            fail(call_word, "a syscall name (send, recv, sendmsg, accept4, connect, epoll_wait, ...)");
+        FaultRule& rule = spec.rule;
+        rule.call = *call;
+        const Word selector = c.take();
+        if (selector.text == "always") {
+            rule.when = CallSelector::every_call;
+        } else if (selector.text == "call") {
+            rule.when = CallSelector::nth_call;
+            rule.call_number = count(c, 1);
+        } else if (selector.text == "every") {
+            rule.when = CallSelector::every_kth_call;
+            rule.call_number = count(c, 1);
+        } else if (selector.text == "from") {
+            rule.when = CallSelector::from_nth_call;
+            rule.call_number = count(c, 1);
+        } else if (selector.text == "offset") {
+            rule.when = CallSelector::at_stream_offset;
+            rule.stream_offset_bytes = size(c);
+        } else if (selector.text == "chance") {
+            rule.when = CallSelector::with_probability;
+            std::tie(rule.chance_numerator, rule.chance_denominator) = chance(c);
+        } else {
+            fail(selector, "a selector (always, call N, every N, from N, offset S, chance N/D)");
+        }
+        while (c.peek().text == "fd" || c.peek().text == "times") {
+            const Word key = c.take();
+            if (key.text == "fd")
+                rule.fd = static_cast<int>(count(c, 0, 1U << 20));
+            else
+                rule.max_hits = count(c, 1);
+        }
+        keyword(c, "->");
+        const Word result = c.take();
+        if (result.text == "short") {
+            rule.fault = FaultKind::short_transfer;
+            rule.short_limit_bytes = static_cast<std::size_t>(size(c));
+        } else if (const std::optional<FaultKind> kind = errno_fault(result.text)) {
+            rule.fault = *kind;
+        } else {
+            fail(result,
+                 "a result (short N, EAGAIN, EINTR, ECONNRESET, EPIPE, ECONNREFUSED, ETIMEDOUT, ECONNABORTED, "
+                 "EMFILE)");
+        }
+        if (const RuleError problem = validate_rule(rule); problem != RuleError::none)
+            fail(result, "a fault FaultySys can inject here (" + std::string(to_string(problem)) + ")");
+        result_.scenario.syscall_faults.push_back(std::move(spec));
+    }
+
+    // A port filter, optional: "port N".
+    std::uint16_t optional_port(Cursor& c) {
+        if (c.peek().text != "port")
+            return 0;
+        c.take();
+        return static_cast<std::uint16_t>(count(c, 1, 65535));
+    }
+    // "A -> B" between hosts, * for any.
+    std::pair<std::string, std::string> direction(Cursor& c) {
+        std::string from = host(c, true);
+        keyword(c, "->");
+        std::string to = host(c, true);
+        return {std::move(from), std::move(to)};
+    }
+    // [at D] [for D]
+    void period(Cursor& c, Nanos& start, Nanos& length) {
+        while (c.peek().text == "at" || c.peek().text == "for") {
+            const Word key = c.take();
+            (key.text == "at" ? start : length) = duration(c);
+        }
+    }
+
+    void net(Cursor& c, const Word& first) {
+        const Word kind = c.take();
+        NetFaultSpec spec;
+        spec.where = where(first);
+        if (kind.text == "reset") {
+            sim::ResetFault f;
+            f.host = host(c);
+            f.port = optional_port(c);
+            const Word when = c.take();
+            if (when.text == "at")
+                f.at = duration(c);
+            else if (when.text == "offset")
+                f.at_received_offset = static_cast<std::int64_t>(size(c));
+            else
+                fail(when, "at D or offset S");
+            if (c.peek().text == "one-sided") {
+                c.take();
+                f.one_sided = true;
+            }
+            spec.fault = f;
+        } else if (kind.text == "zero-window") {
+            sim::ZeroWindowFault f;
+            f.host = host(c);
+            f.port = optional_port(c);
+            keyword(c, "at");
+            f.start = duration(c);
+            keyword(c, "for");
+            f.duration = duration(c);
+            spec.fault = f;
+        } else if (kind.text == "reorder") {
+            sim::ReorderFault f;
+            std::tie(f.from, f.to) = direction(c);
+            keyword(c, "chance");
+            std::tie(f.numerator, f.denominator) = chance(c);
+            if (c.peek().text == "hold") {
+                c.take();
+                f.hold_back = duration(c);
+            }
+            period(c, f.start, f.duration);
+            spec.fault = f;
+        } else if (kind.text == "delay") {
+            sim::DelayFault f;
+            std::tie(f.from, f.to) = direction(c);
+            keyword(c, "extra");
+            f.extra = duration(c);
+            period(c, f.start, f.duration);
+            spec.fault = f;
+        } else if (kind.text == "partition") {
+            sim::PartitionFault f;
+            f.a = host(c);
+            f.b = host(c);
+            keyword(c, "at");
+            f.start = duration(c);
+            keyword(c, "for");
+            f.duration = duration(c);
+            spec.fault = f;
+        } else {
+            fail(kind, "a network fault (reset, zero-window, reorder, delay, partition)");
+        }
+        result_.scenario.net_faults.push_back(std::move(spec));
+    }
+
+    void action(Cursor& c, const Word& first) {
+        ActionSpec spec;
+        spec.at = duration(c);
+        spec.app = app(c);
+        const Word what = c.take();
+        if (!one_of(what.text, actions))
+            fail(what, "an action (" + list(actions) + ")");
+        spec.action = std::string(what.text);
+        spec.where = where(first);
+        result_.scenario.actions.push_back(std::move(spec));
+    }
+
+    void expect(Cursor& c, const Word& first) {
+        ExpectSpec spec;
+        spec.where = where(first);
+        const Word head = c.peek();
+        if (one_of(head.text, world_expectations)) {
+            spec.what = std::string(c.take().text);
+            if (spec.what == "done-by") {
+                spec.arguments.emplace_back(c.peek().text);
+                duration(c);
+            }
+        } else {
+            if (find_app(head.text) == nullptr)
+                fail(head, "an app declared above, or " + list(world_expectations));
+            spec.app = std::string(c.take().text);
+            const Word what = c.take();
+            if (!one_of(what.text, app_expectations))
+                fail(what, "an expectation (" + list(app_expectations) + ")");
+            spec.what = std::string(what.text);
+            const auto argument = [&](auto check) {
+                spec.arguments.emplace_back(std::string(c.peek().text));
+                check();
+            };
+            if (spec.what == "frames-verified" || spec.what == "heartbeats") {
+                argument([&] { count(c); });
+            } else if (spec.what == "max-buffered" || spec.what == "bytes-received") {
+                argument([&] { size(c); });
+            } else if (spec.what == "error") {
+                argument([&] {
+                    const Word w = c.take();
+                    if (!errno_fault(w.text))
+                        fail(w, "an errno name (ECONNRESET, EPIPE, ETIMEDOUT, ...)");
+                });
+            } else if (spec.what == "state") {
+                argument([&] {
+                    const Word w = c.take();
+                    if (!one_of(w.text, connection_states))
+                        fail(w, "a connection state (" + list(connection_states) + ")");
+                });
+            } else if (spec.what == "reconnect-at") {
+                if (c.done())
+                    fail(c.peek(), "one or more times");
+                while (!c.done())
+                    argument([&] { duration(c); });
+            }
+        }
+        result_.scenario.expectations.push_back(std::move(spec));
+    }
+
+    ParseResult result_;
+    int line_ = 0;
+    bool seen_seed_ = false;
+};
+
+}  // namespace
+
+std::optional<Nanos> parse_duration(std::string_view word) noexcept {
+    using namespace std::chrono;
+    static constexpr std::array<std::pair<std::string_view, std::uint64_t>, 6> units{{
+        {"ns", 1},
+        {"us", 1'000},
+        {"ms", 1'000'000},
+        {"s", 1'000'000'000},
+        {"m", 60'000'000'000},
+        {"h", 3'600'000'000'000},
+    }};
+    const std::optional<std::uint64_t> ns = parse_with_unit(word, units, true);
+    // At most 100 days: virtual time, but bounded.
+    if (!ns || *ns > 8'640'000'000'000'000ULL)
+        return std::nullopt;
+    return Nanos(static_cast<Nanos::rep>(*ns));
+}
+
+std::optional<std::uint64_t> parse_size(std::string_view word) noexcept {
+    static constexpr std::array<std::pair<std::string_view, std::uint64_t>, 4> units{{
+        {"K", 1024},
+        {"KiB", 1024},
+        {"M", 1024 * 1024},
+        {"MiB", 1024 * 1024},
+    }};
+    return parse_with_unit(word, units, false);
+}
+
+ParseResult parse_scenario(std::string_view text, std::string_view file_name) {
+    Parser parser(file_name);
+    int number = 0;
+    std::size_t start = 0;
+    while (start <= text.size()) {
+        const std::size_t end = std::min(text.find('\n', start), text.size());
+        parser.line(++number, text.substr(start, end - start));
+        if (end == text.size())
+            break;
+        start = end + 1;
+    }
+    return std::move(parser).finish();
+}
+
+}  // namespace eagain::harness
