@@ -1,0 +1,120 @@
+// The scenario runner (harness/runner.h): a scenario that holds passes, one
+// that does not fails with the expectation explained, and what the runner
+// cannot run yet is said, never silently passed.
+#include "harness/runner.h"
+#include "harness/scenario.h"
+
+#include <catch2/catch.hpp>
+
+#include <string>
+
+namespace eagain::harness {
+namespace {
+
+Scenario parsed(std::string_view text) {
+    ParseResult result = parse_scenario(text, "t.scn");
+    INFO((result.errors.empty() ? std::string() : result.errors.front()));
+    REQUIRE(result.ok());
+    return std::move(result.scenario);
+}
+
+constexpr std::string_view echo = R"(
+host server
+host client
+app server frame-echo port 7
+app client frame-client connect server:7 frames 200 size 64 in-flight 1
+fault client send every 5 -> short 3
+fault server recv every 4 -> EAGAIN
+net reorder client -> server chance 1/4 hold 1ms
+)";
+
+}  // namespace
+
+TEST_CASE("a scenario whose expectations hold passes, with the faults it injected counted", "[scenario][runner]") {
+    const ScenarioReport report = run_scenario(parsed(std::string(echo) + R"(
+expect client frames-verified 200
+expect client no-errors
+expect no-fd-leak
+expect no-sigpipe
+expect done-by 5s
+)"));
+    REQUIRE(report.setup_error.empty());
+    INFO((report.failures.empty() ? std::string() : report.failures.front().happened));
+    CHECK(report.passed);
+    CHECK(report.faults_injected >= 40 + 40);  // every 5th of 200 sends, every 4th of ~200 recvs
+    CHECK(report.virtual_time > Nanos{0});
+    CHECK(report.trace_hash.size() == 16);
+}
+
+TEST_CASE("a failed expectation says what was expected, what happened, when, and the trace before it",
+          "[scenario][runner]") {
+    const ScenarioReport report = run_scenario(parsed(std::string(echo) + R"(
+expect client frames-verified 201
+expect done-by 5s
+)"));
+    REQUIRE(report.setup_error.empty());
+    CHECK_FALSE(report.passed);
+    REQUIRE(report.failures.size() == 1);
+    const ExpectationFailure& failure = report.failures.front();
+    CHECK(failure.where.line == 10);
+    CHECK(failure.expectation == "expect client frames-verified 201");
+    CHECK(failure.expected == "201 frames verified, none wrong");
+    CHECK(failure.happened == "200 verified, 0 wrong");
+    CHECK(failure.at > Nanos{0});  // when the last frame came back
+    CHECK(failure.at <= report.virtual_time);
+    CHECK(failure.trace_tail.size() == 12);
+}
+
+TEST_CASE("a reset mid-stream is seen as ECONNRESET by the client, and a run that cannot finish fails done-by",
+          "[scenario][runner]") {
+    const ScenarioReport reset = run_scenario(parsed(R"(
+host server
+host client
+app server frame-echo port 7
+app client frame-client connect server:7 frames 1000 size 64
+net reset server port 7 offset 3000
+expect client error ECONNRESET
+expect client no-errors
+expect no-fd-leak
+)"));
+    REQUIRE(reset.setup_error.empty());
+    REQUIRE(reset.failures.size() == 1);  // no-errors, the rest hold
+    CHECK(reset.failures.front().expectation == "expect client no-errors");
+    CHECK(reset.failures.front().happened.find("ECONNRESET") != std::string::npos);
+
+    const ScenarioReport stalled = run_scenario(parsed(R"(
+host server
+host client
+app server frame-echo port 7
+app client frame-client connect server:7 frames 100
+net partition server client at 0 for 1h
+expect done-by 500ms
+expect no-fd-leak
+)"));
+    REQUIRE(stalled.failures.size() == 2);
+    CHECK(stalled.failures[0].happened.starts_with("still running"));
+    CHECK(stalled.failures[1].happened.starts_with("not checkable"));
+}
+
+TEST_CASE("the same scenario and seed give the same trace hash; --seed changes it", "[scenario][runner]") {
+    const Scenario scenario = parsed(std::string(echo) + "network jitter 100us\nexpect done-by 5s\n");
+    const ScenarioReport first = run_scenario(scenario);
+    const ScenarioReport again = run_scenario(scenario);
+    CHECK(first.trace_hash == again.trace_hash);
+    ScenarioRunOptions other;
+    other.seed = 99;
+    CHECK(run_scenario(scenario, other).trace_hash != first.trace_hash);
+}
+
+TEST_CASE("what the runner cannot run yet is a setup error, not a pass", "[scenario][runner]") {
+    const ScenarioReport report = run_scenario(parsed(R"(
+host a
+app a bulk-receiver port 9 bytes 100
+)"));
+    CHECK_FALSE(report.passed);
+    CHECK(report.setup_error ==
+          "app kind bulk-receiver (line 3) is not runnable yet: the runner supports frame-echo "
+          "and frame-client");
+}
+
+}  // namespace eagain::harness
