@@ -42,6 +42,12 @@ sim_ok=1
 build/dev/tools/sim-echo --seed 1 --frames 10000 --conns 8 | tee "$logs/sim-echo.log" || sim_ok=0
 sim_echo_line="$(grep -E '^verified:' "$logs/sim-echo.log" | sed 's/^verified: //'), $(tail -n 1 "$logs/sim-echo.log")"
 
+echo "== scenarios (log: $logs/scenarios.log)"
+scenarios_ok=1
+build/dev/tools/eagain run scenarios/ >"$logs/scenarios.log" 2>&1 || scenarios_ok=0
+grep -E '^(PASS|FAIL|ERROR) ' "$logs/scenarios.log" || true
+scenarios_line="$(tail -n 1 "$logs/scenarios.log")"
+
 echo "== fuzz smoke, ${fuzz_seconds} s per target"
 fuzz_ok=1
 ./scripts/fuzz-smoke.sh "$fuzz_seconds" || fuzz_ok=0
@@ -54,8 +60,9 @@ printf '  %-14s %-7s %s\n' "seed pitfalls" "" "${pitfalls_line:-?} (each: ours p
 printf '  %-14s %-7s %s\n' "eagain-echo" "" "${echo_line:-see $logs/tools.log}"
 printf '  %-14s %-7s %s\n' "simulation" "" "${sim_line:-?} (tests/sim: TCP model, faults, our code in it)"
 printf '  %-14s %-7s %s\n' "sim-echo" "$(verdict $sim_ok)" "$sim_echo_line"
+printf '  %-14s %-7s %s\n' "scenarios" "$(verdict $scenarios_ok)" "$scenarios_line (eagain run scenarios/)"
 printf '  %-14s %-7s %s\n' "fuzz smoke" "$(verdict $fuzz_ok)" "every target ${fuzz_seconds} s from its corpus (table above)"
-if [[ $tests_ok -eq 1 && $fuzz_ok -eq 1 && $sim_ok -eq 1 ]]; then
+if [[ $tests_ok -eq 1 && $fuzz_ok -eq 1 && $sim_ok -eq 1 && $scenarios_ok -eq 1 ]]; then
     echo "  result: OK"
 else
     echo "  result: FAILED"
