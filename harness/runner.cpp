@@ -63,11 +63,28 @@ struct Host {
     std::size_t baseline_fds = 0;
 };
 
+class FrameEchoApp final : public ServerApp {
+public:
+    explicit FrameEchoApp(const ServerAppContext& context) {
+        EchoServerOptions options;
+        options.listen_address = context.listen_address;
+        options.transport.trigger = context.trigger;
+        options.connection.max_frame_bytes = context.max_frame_bytes;
+        options.seed = context.seed;
+        server_ = std::make_unique<FrameEchoServer>(context.reactor, options);
+    }
+    VoidResult open() override { return server_->open(); }
+    void stop() override { server_->stop(); }
+
+private:
+    std::unique_ptr<FrameEchoServer> server_;
+};
+
 struct Server {
     const AppSpec* spec = nullptr;
-    Host* host = nullptr;
-    EchoServerOptions options;
-    std::unique_ptr<FrameEchoServer> server;
+    ServerAppFactory factory;
+    std::optional<ServerAppContext> context;
+    std::unique_ptr<ServerApp> server;
 };
 
 struct Client {
@@ -154,13 +171,20 @@ ScenarioReport run_scenario(const Scenario& scenario, const ScenarioRunOptions& 
             continue;
         Server& server = servers[app.name];
         server.spec = &app;
-        server.host = &hosts[app.host];
-        server.options.listen_address =
-            server.host->kernel->address(AF_INET, static_cast<std::uint16_t>(option_count(app, "port", 7)));
-        server.options.transport.trigger = trigger_of(app);
-        server.options.connection.max_frame_bytes = static_cast<std::size_t>(option_size(app, "max-frame", 16U << 20));
-        server.options.seed = seeds.fork_seed();
-        server.server = std::make_unique<FrameEchoServer>(*server.host->reactor, server.options);
+        Host& host = hosts[app.host];
+        server.context.emplace(ServerAppContext{
+            *host.reactor,
+            host.kernel->address(AF_INET, static_cast<std::uint16_t>(option_count(app, "port", 7))),
+            trigger_of(app),
+            static_cast<std::size_t>(option_size(app, "max-frame", 16U << 20)),
+            seeds.fork_seed(),
+        });
+        const auto replaced = options.servers.find(app.kind);
+        server.factory =
+            replaced != options.servers.end()
+                ? replaced->second
+                : ServerAppFactory([](const ServerAppContext& c) { return std::make_unique<FrameEchoApp>(c); });
+        server.server = server.factory(*server.context);
         if (const VoidResult opened = server.server->open(); !opened.ok()) {
             report.setup_error = "frame-echo " + app.name + " could not listen: " + errno_name(opened.error);
             return report;
@@ -200,7 +224,7 @@ ScenarioReport run_scenario(const Scenario& scenario, const ScenarioRunOptions& 
             }
             if (action.action == "start" || action.action == "restart") {
                 if (!server.server) {
-                    server.server = std::make_unique<FrameEchoServer>(*server.host->reactor, server.options);
+                    server.server = server.factory(*server.context);
                     (void)server.server->open();
                 }
             }

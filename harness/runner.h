@@ -17,10 +17,14 @@
 // baselines (servers still running).
 #pragma once
 
+#include "core/reactor.h"
+#include "core/transport.h"
 #include "harness/scenario.h"
 
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -28,9 +32,33 @@
 
 namespace eagain::harness {
 
+// A server app as the runner drives it. The built-in frame-echo is
+// FrameEchoServer; tests put deliberately buggy servers in its place
+// (ScenarioRunOptions::servers) to show that a scenario catches the bug.
+class ServerApp {
+public:
+    virtual ~ServerApp() = default;
+    // Listens on the context's address; the errno if it cannot.
+    virtual VoidResult open() = 0;
+    // Stops listening and closes every connection (an action, or the end).
+    virtual void stop() = 0;
+};
+
+struct ServerAppContext {
+    Reactor& reactor;  // on the app's host, over its FaultySys
+    SockAddr listen_address;
+    TriggerMode trigger = TriggerMode::level;
+    std::size_t max_frame_bytes = 16U << 20;
+    std::uint64_t seed = 1;
+};
+
+using ServerAppFactory = std::function<std::unique_ptr<ServerApp>(const ServerAppContext&)>;
+
 struct ScenarioRunOptions {
     std::optional<std::uint64_t> seed;  // overrides the file's seed
     std::function<void(std::string_view line)> trace_sink;
+    // App kind -> the server to run for it instead of the built-in one.
+    std::map<std::string, ServerAppFactory> servers;
 };
 
 struct ExpectationFailure {
