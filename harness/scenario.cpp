@@ -597,6 +597,14 @@ private:
         }
     }
 
+    // at D for D
+    void required_period(Cursor& c, Nanos& start, Nanos& length) {
+        keyword(c, "at");
+        start = duration(c);
+        keyword(c, "for");
+        length = duration(c);
+    }
+
     void net(Cursor& c, const Word& first) {
         const Word kind = c.take();
         NetFaultSpec spec;
@@ -621,10 +629,7 @@ private:
             sim::ZeroWindowFault f;
             f.host = host(c);
             f.port = optional_port(c);
-            keyword(c, "at");
-            f.start = duration(c);
-            keyword(c, "for");
-            f.duration = duration(c);
+            required_period(c, f.start, f.duration);
             spec.fault = f;
         } else if (kind.text == "reorder") {
             sim::ReorderFault f;
@@ -648,10 +653,7 @@ private:
             sim::PartitionFault f;
             f.a = host(c);
             f.b = host(c);
-            keyword(c, "at");
-            f.start = duration(c);
-            keyword(c, "for");
-            f.duration = duration(c);
+            required_period(c, f.start, f.duration);
             spec.fault = f;
         } else {
             fail(kind, "a network fault (reset, zero-window, reorder, delay, partition)");
