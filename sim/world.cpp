@@ -360,15 +360,23 @@ void World::trace_note(const Endpoint& e, std::string_view what, std::string_vie
 // ===========================================================================
 // Segments on the wire
 
-void World::transmit(Endpoint& from, std::uint8_t flags, std::uint64_t seq, std::span<const std::uint8_t> payload) {
-    std::uint32_t slot = 0;
-    if (!free_segments_.empty()) {
-        slot = free_segments_.back();
-        free_segments_.pop_back();
-    } else {
-        slot = static_cast<std::uint32_t>(segment_pool_.size());
+std::uint32_t World::new_segment_slot() {
+    if (free_segments_.empty()) {
         segment_pool_.emplace_back();
+        return static_cast<std::uint32_t>(segment_pool_.size() - 1);
     }
+    const std::uint32_t slot = free_segments_.back();
+    free_segments_.pop_back();
+    return slot;
+}
+
+std::uint32_t World::mss_toward(const Endpoint& e) const noexcept {
+    const std::uint32_t to = e.peer_host == no_host ? e.host : e.peer_host;
+    return links_[e.host * hosts_.size() + to].mss;
+}
+
+void World::transmit(Endpoint& from, std::uint8_t flags, std::uint64_t seq, std::span<const std::uint8_t> payload) {
+    const std::uint32_t slot = new_segment_slot();
     Segment& s = segment_pool_[slot];
     s.to_endpoint = (flags & seg_syn) != 0 && (flags & seg_ack) == 0 ? 0 : from.peer;
     s.from_endpoint = from.id;
@@ -389,14 +397,7 @@ void World::transmit(Endpoint& from, std::uint8_t flags, std::uint64_t seq, std:
 }
 
 void World::send_reset_to(const Segment& offending) {
-    std::uint32_t slot = 0;
-    if (!free_segments_.empty()) {
-        slot = free_segments_.back();
-        free_segments_.pop_back();
-    } else {
-        slot = static_cast<std::uint32_t>(segment_pool_.size());
-        segment_pool_.emplace_back();
-    }
+    const std::uint32_t slot = new_segment_slot();
     // offending may live in the pool: read it before writing the reply.
     Segment reply;
     reply.to_endpoint = offending.from_endpoint;
@@ -641,8 +642,7 @@ void World::handle_segment(Endpoint& e, const Segment& s) {
 // TCP: data
 
 std::uint32_t World::advertised_window(const Endpoint& e) const noexcept {
-    for (const ZeroWindowFault& fault : zero_windows_) {
-        const std::int64_t host = host_selector(fault.host);
+    for (const auto& [fault, host] : zero_windows_) {
         if (now_ >= fault.start && now_ < saturating_add(fault.start, fault.duration) &&
             connection_matches(e, host, fault.port))
             return 0;
@@ -726,8 +726,7 @@ void World::handle_data(Endpoint& e, const Segment& s) {
     // In-order bytes go to the receive buffer, with a ResetFault at a stream
     // offset cutting them short.
     const auto deliver_in_order = [&](std::span<const std::uint8_t> bytes) -> bool {
-        for (const ResetFault& fault : offset_resets_) {
-            const std::int64_t host = host_selector(fault.host);
+        for (const auto& [fault, host] : offset_resets_) {
             if (e.offset_reset_done || !connection_matches(e, host, fault.port))
                 continue;
             const auto offset = static_cast<std::uint64_t>(fault.at_received_offset);
@@ -799,7 +798,7 @@ void World::handle_data(Endpoint& e, const Segment& s) {
 void World::output(Endpoint& e) {
     if (e.state != TcpState::established || e.reset || e.fin_acked)
         return;
-    const std::uint32_t mss = links_[e.host * hosts_.size() + (e.peer_host == no_host ? e.host : e.peer_host)].mss;
+    const std::uint32_t mss = mss_toward(e);
     const auto data_end = [&] { return e.snd_una + e.snd.size(); };
     for (;;) {
         if (e.snd_nxt < data_end()) {
@@ -835,7 +834,7 @@ void World::maybe_window_update(Endpoint& e) {
         return;
     const std::uint32_t window = advertised_window(e);
     const std::uint32_t last = e.last_advertised_window;
-    const std::uint32_t mss = links_[e.host * hosts_.size() + e.peer_host].mss;
+    const std::uint32_t mss = mss_toward(e);
     const std::size_t step = std::min<std::size_t>(mss, e.rcv_capacity / 2);
     if (window > last && (last == 0 || window - last >= step))
         send_ack(e);
@@ -1079,7 +1078,7 @@ void World::add_fault(const ResetFault& fault) {
             .field("at", static_cast<std::int64_t>(fault.at.count()))
             .field("offset", fault.at_received_offset);
     if (fault.at_received_offset >= 0)
-        offset_resets_.push_back(fault);
+        offset_resets_.push_back({fault, host});
     if (fault.at < Nanos{0})
         return;
     at(fault.at, [this, host, fault] {
@@ -1100,10 +1099,11 @@ void World::add_fault(const ZeroWindowFault& fault) {
             .field("port", static_cast<unsigned>(fault.port))
             .field("start", static_cast<std::int64_t>(fault.start.count()))
             .field("duration", static_cast<std::int64_t>(fault.duration.count()));
-    zero_windows_.push_back(fault);
+    zero_windows_.push_back({fault, host});
     // When it ends, the endpoints say their window is open again.
     at(saturating_add(fault.start, fault.duration), [this, host, fault] {
-        std::erase_if(zero_windows_, [&](const ZeroWindowFault& f) {
+        std::erase_if(zero_windows_, [&](const auto& entry) {
+            const ZeroWindowFault& f = entry.first;
             return f.host == fault.host && f.port == fault.port && f.start == fault.start &&
                    f.duration == fault.duration;
         });

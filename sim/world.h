@@ -161,6 +161,10 @@ private:
     std::uint32_t host_index_for(const SimKernel& from, const SockAddr& address, bool* loopback) const;
     void start_connect(Endpoint& client, const SockAddr& address);
     void transmit(Endpoint& from, std::uint8_t flags, std::uint64_t seq, std::span<const std::uint8_t> payload);
+    // A free segment slot in the pool (grown if none is free).
+    std::uint32_t new_segment_slot();
+    // The MSS of the link from e's host towards its peer.
+    std::uint32_t mss_toward(const Endpoint& e) const noexcept;
     // Puts the segment in pool slot `slot` on the wire (or drops it, by a fault).
     void send_segment(std::uint32_t slot);
     void send_reset_to(const Segment& offending);
@@ -215,8 +219,10 @@ private:
     std::vector<std::unique_ptr<SimKernel>> hosts_;
     std::vector<LinkOptions> links_;  // hosts x hosts, row-major; grown by add_host
     std::vector<LinkFault> link_faults_;
-    std::vector<ResetFault> offset_resets_;
-    std::vector<ZeroWindowFault> zero_windows_;
+    // With the fault's host resolved to an index (-1: any) once, at
+    // add_fault, not on every segment.
+    std::vector<std::pair<ResetFault, std::int64_t>> offset_resets_;
+    std::vector<std::pair<ZeroWindowFault, std::int64_t>> zero_windows_;
 
     std::vector<std::unique_ptr<Endpoint>> endpoints_;  // by slot
     std::vector<std::uint32_t> endpoint_generations_;
