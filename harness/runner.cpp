@@ -26,14 +26,7 @@ constexpr std::size_t trace_tail_lines = 12;
 
 std::uint64_t option_count(const AppSpec& app, const std::string& key, std::uint64_t fallback) {
     const auto found = app.options.find(key);
-    if (found == app.options.end())
-        return fallback;
-    std::string digits;
-    for (const char c : found->second) {
-        if (c != '_')
-            digits += c;
-    }
-    return std::stoull(digits);
+    return found == app.options.end() ? fallback : parse_count(found->second).value_or(fallback);
 }
 
 std::uint64_t option_size(const AppSpec& app, const std::string& key, std::uint64_t fallback) {
@@ -201,7 +194,7 @@ ScenarioReport run_scenario(const Scenario& scenario, const ScenarioRunOptions& 
         const std::size_t colon = target.rfind(':');
         LoadOptions load;
         load.server = hosts[target.substr(0, colon)].kernel->address(
-            AF_INET, static_cast<std::uint16_t>(std::stoul(target.substr(colon + 1))));
+            AF_INET, static_cast<std::uint16_t>(parse_count(target.substr(colon + 1)).value_or(0)));
         load.connections = static_cast<std::size_t>(option_count(app, "conns", 1));
         load.frames = option_count(app, "frames", 100);
         load.body_bytes = static_cast<std::size_t>(option_size(app, "size", 64));
@@ -269,7 +262,7 @@ ScenarioReport run_scenario(const Scenario& scenario, const ScenarioRunOptions& 
                          std::string(sim::to_string(status)) + ")",
                      finished_at);
         } else if (e.what == "frames-verified") {
-            const std::uint64_t wanted = std::stoull(e.arguments.front());
+            const std::uint64_t wanted = parse_count(e.arguments.front()).value_or(0);
             if (load == nullptr)
                 fail(e, "a frame-client named " + e.app, "no such client", finished_at);
             else if (load->frames_verified != wanted || load->mismatches != 0)

@@ -43,7 +43,7 @@ std::vector<Word> split(std::string_view line) {
     return words;
 }
 
-std::optional<std::uint64_t> parse_count(std::string_view word) noexcept {
+std::optional<std::uint64_t> count_of(std::string_view word) noexcept {
     if (word.empty() || word.front() == '_' || word.back() == '_')
         return std::nullopt;
     std::uint64_t value = 0;
@@ -68,7 +68,7 @@ std::optional<std::uint64_t> parse_with_unit(std::string_view word,
     std::size_t digits = 0;
     while (digits < word.size() && ((word[digits] >= '0' && word[digits] <= '9') || word[digits] == '_'))
         ++digits;
-    const std::optional<std::uint64_t> number = parse_count(word.substr(0, digits));
+    const std::optional<std::uint64_t> number = count_of(word.substr(0, digits));
     if (!number)
         return std::nullopt;
     const std::string_view unit = word.substr(digits);
@@ -258,7 +258,7 @@ private:
     }
     std::uint64_t count(Cursor& c, std::uint64_t minimum = 0, std::uint64_t maximum = 1ULL << 40) {
         const Word w = c.take();
-        const std::optional<std::uint64_t> n = parse_count(w.text);
+        const std::optional<std::uint64_t> n = count_of(w.text);
         if (!n || *n < minimum || *n > maximum)
             fail(w, maximum >= (1ULL << 40)
                         ? "a whole number of at least " + std::to_string(minimum)
@@ -275,8 +275,8 @@ private:
     std::pair<std::uint64_t, std::uint64_t> chance(Cursor& c) {
         const Word w = c.take();
         const std::size_t slash = w.text.find('/');
-        const auto numerator = parse_count(w.text.substr(0, slash));
-        const auto denominator = slash == std::string_view::npos ? std::nullopt : parse_count(w.text.substr(slash + 1));
+        const auto numerator = count_of(w.text.substr(0, slash));
+        const auto denominator = slash == std::string_view::npos ? std::nullopt : count_of(w.text.substr(slash + 1));
         if (!numerator || !denominator || *denominator == 0 || *numerator > *denominator)
             fail(w, "a chance N/D with 0 <= N <= D and D > 0 (1/8)");
         return {*numerator, *denominator};
@@ -429,15 +429,14 @@ private:
     void value(const Word& w, ValueType type) {
         switch (type) {
             case ValueType::port: {
-                const auto n = parse_count(w.text);
+                const auto n = count_of(w.text);
                 if (!n || *n == 0 || *n > 65535)
                     fail(w, "a port from 1 to 65535");
                 return;
             }
             case ValueType::endpoint: {
                 const std::size_t colon = w.text.rfind(':');
-                const auto port =
-                    colon == std::string_view::npos ? std::nullopt : parse_count(w.text.substr(colon + 1));
+                const auto port = colon == std::string_view::npos ? std::nullopt : count_of(w.text.substr(colon + 1));
                 if (colon == std::string_view::npos || find_host(w.text.substr(0, colon)) == nullptr || !port ||
                     *port == 0 || *port > 65535)
                     fail(w, "host:port with a host declared above");
@@ -445,7 +444,7 @@ private:
             }
             case ValueType::count:
             case ValueType::positive: {
-                const auto n = parse_count(w.text);
+                const auto n = count_of(w.text);
                 if (!n || (type == ValueType::positive && *n == 0))
                     fail(w, type == ValueType::positive ? "a whole number above 0" : "a whole number");
                 return;
@@ -459,7 +458,7 @@ private:
                     fail(w, "a duration (250ns, 100us, 1ms, 2s, 5m, 1h)");
                 return;
             case ValueType::percent: {
-                const auto n = w.text.ends_with('%') ? parse_count(w.text.substr(0, w.text.size() - 1)) : std::nullopt;
+                const auto n = w.text.ends_with('%') ? count_of(w.text.substr(0, w.text.size() - 1)) : std::nullopt;
                 if (!n || *n > 100)
                     fail(w, "a percentage from 0% to 100%");
                 return;
@@ -743,6 +742,10 @@ std::optional<Nanos> parse_duration(std::string_view word) noexcept {
     if (!ns || *ns > 8'640'000'000'000'000ULL)
         return std::nullopt;
     return Nanos(static_cast<Nanos::rep>(*ns));
+}
+
+std::optional<std::uint64_t> parse_count(std::string_view word) noexcept {
+    return count_of(word);
 }
 
 std::optional<std::uint64_t> parse_size(std::string_view word) noexcept {

@@ -106,6 +106,19 @@ TEST_CASE("the same scenario and seed give the same trace hash; --seed changes i
     CHECK(run_scenario(scenario, other).trace_hash != first.trace_hash);
 }
 
+TEST_CASE("counts written with underscores mean the same number when run as when parsed", "[scenario][runner]") {
+    const ScenarioReport report = run_scenario(parsed(R"(
+host server
+host client
+app server frame-echo port 7
+app client frame-client connect server:7 frames 1_200
+expect client frames-verified 1_200
+)"));
+    REQUIRE(report.setup_error.empty());
+    INFO((report.failures.empty() ? std::string() : report.failures.front().happened));
+    CHECK(report.passed);
+}
+
 TEST_CASE("what the runner cannot run yet is a setup error, not a pass", "[scenario][runner]") {
     const ScenarioReport report = run_scenario(parsed(R"(
 host a
