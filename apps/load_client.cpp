@@ -129,6 +129,7 @@ void LoadClient::end(Peer& peer, const CloseInfo& info) {
         return;
     peer.ended = true;
     ++ended_;
+    report_.endings.push_back(info);
     if (peer.next_seq_expected != peer.quota) {
         ++report_.errors;
         problem("connection " + std::to_string(peer.index) + ": ended after " + std::to_string(peer.next_seq_expected) +

@@ -41,6 +41,7 @@ struct LoadReport {
     std::uint64_t mismatches = 0;
     std::uint64_t errors = 0;           // connections that ended before all their frames came back
     std::vector<std::string> problems;  // the first mismatches and errors, described
+    std::vector<CloseInfo> endings;     // how each connection ended, in the order they did
     Nanos started{0};
     Nanos finished{0};
     std::vector<Nanos> latencies;  // one per verified frame, in arrival order

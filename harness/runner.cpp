@@ -1,7 +1,5 @@
 #include "harness/runner.h"
 
-#include "apps/frame_echo_server.h"
-#include "apps/load_client.h"
 #include "core/faulty_sys.h"
 #include "core/reactor.h"
 #include "core/rng.h"
@@ -10,8 +8,11 @@
 
 #include <algorithm>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
+#include <string>
 #include <variant>
 
 namespace eagain::harness {
@@ -23,21 +24,6 @@ using namespace std::chrono_literals;
 constexpr Nanos default_deadline = 1h;
 constexpr Nanos settle_time = 1s;  // for servers to see the last FINs before fds are counted
 constexpr std::size_t trace_tail_lines = 12;
-
-std::uint64_t option_count(const AppSpec& app, const std::string& key, std::uint64_t fallback) {
-    const auto found = app.options.find(key);
-    return found == app.options.end() ? fallback : parse_count(found->second).value_or(fallback);
-}
-
-std::uint64_t option_size(const AppSpec& app, const std::string& key, std::uint64_t fallback) {
-    const auto found = app.options.find(key);
-    return found == app.options.end() ? fallback : parse_size(found->second).value_or(fallback);
-}
-
-TriggerMode trigger_of(const AppSpec& app) {
-    const auto found = app.options.find("trigger");
-    return found != app.options.end() && found->second == "edge" ? TriggerMode::edge : TriggerMode::level;
-}
 
 std::string statement_text(const ExpectSpec& e) {
     std::string text = "expect";
@@ -56,71 +42,181 @@ struct Host {
     std::size_t baseline_fds = 0;
 };
 
-class FrameEchoApp final : public ServerApp {
-public:
-    explicit FrameEchoApp(const ServerAppContext& context) {
-        EchoServerOptions options;
-        options.listen_address = context.listen_address;
-        options.transport.trigger = context.trigger;
-        options.connection.max_frame_bytes = context.max_frame_bytes;
-        options.seed = context.seed;
-        server_ = std::make_unique<FrameEchoServer>(context.reactor, options);
+// One app statement and the instance running it. A restart retires the
+// instance (its observations still count) and starts a fresh one.
+struct RunningApp {
+    const AppSpec* spec = nullptr;
+    const AppKind* kind = nullptr;
+    AppFactory factory;
+    std::optional<AppContext> context;
+    std::unique_ptr<App> app;
+    std::vector<std::unique_ptr<App>> retired;
+
+    AppObservations observations() const {
+        AppObservations all;
+        for (const auto& old : retired)
+            all.merge(old->observations());
+        if (app)
+            all.merge(app->observations());
+        return all;
     }
-    VoidResult open() override { return server_->open(); }
-    void stop() override { server_->stop(); }
-
-private:
-    std::unique_ptr<FrameEchoServer> server_;
+    bool done() const { return app == nullptr || app->done(); }
 };
 
-struct Server {
-    const AppSpec* spec = nullptr;
-    ServerAppFactory factory;
-    std::optional<ServerAppContext> context;
-    std::unique_ptr<ServerApp> server;
-};
+SockAddr resolve(std::map<std::string, Host>& hosts, const AppSpec& app) {
+    if (const auto target = app.options.find("connect"); target != app.options.end()) {
+        const std::size_t colon = target->second.rfind(':');
+        return hosts[target->second.substr(0, colon)].kernel->address(
+            AF_INET, static_cast<std::uint16_t>(parse_count(target->second.substr(colon + 1)).value_or(0)));
+    }
+    const auto port = app.options.find("port");
+    return hosts[app.host].kernel->address(
+        AF_INET, static_cast<std::uint16_t>(port == app.options.end() ? 7 : parse_count(port->second).value_or(7)));
+}
 
-struct Client {
-    const AppSpec* spec = nullptr;
-    std::unique_ptr<LoadClient> client;
-    std::uint64_t frames = 0;
-};
+// Whether the runner can run this scenario; the reason if not.
+std::string unrunnable(const Scenario& scenario) {
+    const auto& kinds = builtin_app_kinds();
+    const auto line = [](const SourceLocation& where) { return " (line " + std::to_string(where.line) + ")"; };
+    for (const AppSpec& app : scenario.apps) {
+        if (!kinds.contains(app.kind))
+            return "app kind " + app.kind + line(app.where) + " is not runnable yet";
+    }
+    const auto kind_of = [&](const std::string& name) -> const AppKind& {
+        const auto app =
+            std::find_if(scenario.apps.begin(), scenario.apps.end(), [&](const AppSpec& a) { return a.name == name; });
+        return kinds.at(app->kind);
+    };
+    const auto kind_name = [&](const std::string& name) {
+        return std::find_if(scenario.apps.begin(), scenario.apps.end(),
+                            [&](const AppSpec& a) { return a.name == name; })
+            ->kind;
+    };
+    for (const ActionSpec& action : scenario.actions) {
+        if (action.action == "stop" || action.action == "start" || action.action == "restart")
+            continue;
+        const AppKind& kind = kind_of(action.app);
+        if (std::find(kind.actions.begin(), kind.actions.end(), action.action) == kind.actions.end())
+            return "action " + action.action + line(action.where) + ": " + kind_name(action.app) + " does not do it";
+    }
+    for (const ExpectSpec& e : scenario.expectations) {
+        if (e.app.empty())
+            continue;
+        const AppKind& kind = kind_of(e.app);
+        if (std::find(kind.expectations.begin(), kind.expectations.end(), e.what) == kind.expectations.end())
+            return "expectation " + e.what + line(e.where) + ": " + kind_name(e.app) + " does not observe it";
+    }
+    return {};
+}
+
+std::string times_text(const std::vector<Nanos>& times) {
+    std::string text;
+    for (const Nanos t : times)
+        text += (text.empty() ? "" : " ") + format_duration(t);
+    return text.empty() ? "none" : text;
+}
+
+using Fail = std::function<void(const ExpectSpec&, std::string expected, std::string happened, Nanos at)>;
+
+std::string first_problem(const AppObservations& seen) {
+    return seen.problems.empty() ? "" : "; first problem: " + seen.problems.front();
+}
+
+void check_world_expectation(const ExpectSpec& e, bool finished, sim::RunStatus status, Nanos finished_at,
+                             sim::World& world, std::map<std::string, Host>& hosts, const Fail& fail) {
+    if (e.what == "done-by") {
+        if (!finished)
+            fail(e, "every app done by " + e.arguments.front(),
+                 "still running at " + format_duration(finished_at) + " (" + std::string(sim::to_string(status)) + ")",
+                 finished_at);
+    } else if (e.what == "no-fd-leak") {
+        if (!finished) {
+            fail(e, "every host back to its descriptor count once the apps are done",
+                 "not checkable: apps were still running (" + std::string(sim::to_string(status)) + ")", finished_at);
+            return;
+        }
+        for (const auto& [name, host] : hosts) {
+            const std::size_t now = host.kernel->open_fd_count();
+            if (now != host.baseline_fds)
+                fail(e, name + " holds " + std::to_string(host.baseline_fds) + " descriptors, as before the clients",
+                     name + " holds " + std::to_string(now), world.now());
+        }
+    } else if (e.what == "no-sigpipe") {
+        for (const auto& [name, host] : hosts) {
+            if (host.kernel->sigpipe_count() != 0)
+                fail(e, "no SIGPIPE",
+                     name + ": " + std::to_string(host.kernel->sigpipe_count()) +
+                         " sends without MSG_NOSIGNAL hit EPIPE (each a SIGPIPE, which kills a process by default)",
+                     world.now());
+        }
+    }
+}
+
+void check_app_expectation(const ExpectSpec& e, const AppObservations& seen, Nanos finished_at, const Fail& fail) {
+    const std::string& argument = e.arguments.empty() ? std::string() : e.arguments.front();
+    if (e.what == "frames-verified") {
+        const std::uint64_t wanted = parse_count(argument).value_or(0);
+        if (seen.frames_verified != wanted || seen.mismatches != 0)
+            fail(e, std::to_string(wanted) + " frames verified, none wrong",
+                 std::to_string(seen.frames_verified) + " verified, " + std::to_string(seen.mismatches) + " wrong" +
+                     first_problem(seen),
+                 seen.finished);
+    } else if (e.what == "no-errors") {
+        if (seen.errors != 0 || seen.mismatches != 0)
+            fail(e, "no connection ended early, nothing wrong",
+                 std::to_string(seen.errors) + " errors, " + std::to_string(seen.mismatches) + " mismatches" +
+                     first_problem(seen),
+                 seen.finished);
+    } else if (e.what == "error") {
+        if (std::find(seen.endings.begin(), seen.endings.end(), argument) == seen.endings.end()) {
+            std::string endings;
+            for (const std::string& ending : seen.endings)
+                endings += (endings.empty() ? "" : ", ") + ending;
+            fail(e, "a connection of " + e.app + " ended with " + argument,
+                 endings.empty() ? "no connection ended" : "connections ended with: " + endings, finished_at);
+        }
+    } else if (e.what == "state") {
+        if (!seen.states.contains(argument)) {
+            std::string states;
+            for (const std::string& state : seen.states)
+                states += (states.empty() ? "" : ", ") + state;
+            fail(e, "a connection of " + e.app + " in state " + argument,
+                 "states reached: " + (states.empty() ? std::string("none") : states), finished_at);
+        }
+    } else if (e.what == "reconnect-at") {
+        std::vector<Nanos> wanted;
+        for (const std::string& t : e.arguments)
+            wanted.push_back(*parse_duration(t));
+        if (seen.connect_attempts != wanted)
+            fail(e, "connect attempts at " + times_text(wanted),
+                 "connect attempts at " + times_text(seen.connect_attempts), finished_at);
+    } else if (e.what == "heartbeats") {
+        const std::uint64_t wanted = parse_count(argument).value_or(0);
+        if (seen.heartbeats_sent != wanted)
+            fail(e, std::to_string(wanted) + " heartbeats sent", std::to_string(seen.heartbeats_sent) + " sent",
+                 finished_at);
+    } else if (e.what == "max-buffered") {
+        const std::uint64_t limit = parse_size(argument).value_or(0);
+        if (seen.max_buffered_bytes > limit)
+            fail(e, "at most " + std::to_string(limit) + " bytes buffered unsent",
+                 std::to_string(seen.max_buffered_bytes) + " bytes buffered at the peak", finished_at);
+    } else if (e.what == "bytes-received") {
+        const std::uint64_t wanted = parse_size(argument).value_or(0);
+        if (seen.bytes_received != wanted || seen.mismatches != 0)
+            fail(e, std::to_string(wanted) + " bytes received, all intact",
+                 std::to_string(seen.bytes_received) + " received, " + std::to_string(seen.mismatches) + " wrong" +
+                     first_problem(seen),
+                 seen.finished);
+    }
+}
 
 }  // namespace
 
 ScenarioReport run_scenario(const Scenario& scenario, const ScenarioRunOptions& options) {
     ScenarioReport report;
-    for (const AppSpec& app : scenario.apps) {
-        if (app.kind != "frame-echo" && app.kind != "frame-client") {
-            report.setup_error = "app kind " + app.kind + " (line " + std::to_string(app.where.line) +
-                                 ") is not runnable yet: the runner supports frame-echo and frame-client";
-            return report;
-        }
-        if (app.options.contains("heartbeat")) {
-            report.setup_error =
-                "app option heartbeat (line " + std::to_string(app.where.line) + ") is not runnable yet";
-            return report;
-        }
-    }
-    for (const ActionSpec& action : scenario.actions) {
-        const auto app = std::find_if(scenario.apps.begin(), scenario.apps.end(),
-                                      [&](const AppSpec& a) { return a.name == action.app; });
-        if (app->kind != "frame-echo" ||
-            (action.action != "stop" && action.action != "start" && action.action != "restart")) {
-            report.setup_error = "action " + action.action + " on " + app->kind + " (line " +
-                                 std::to_string(action.where.line) + ") is not runnable yet";
-            return report;
-        }
-    }
-    for (const ExpectSpec& e : scenario.expectations) {
-        static const std::vector<std::string> runnable{"frames-verified", "no-errors",  "error",
-                                                       "no-fd-leak",      "no-sigpipe", "done-by"};
-        if (std::find(runnable.begin(), runnable.end(), e.what) == runnable.end()) {
-            report.setup_error =
-                "expectation " + e.what + " (line " + std::to_string(e.where.line) + ") is not runnable yet";
-            return report;
-        }
-    }
+    report.setup_error = unrunnable(scenario);
+    if (!report.setup_error.empty())
+        return report;
 
     const std::uint64_t seed = options.seed.value_or(scenario.seed);
     std::deque<std::string> tail;
@@ -134,6 +230,9 @@ ScenarioReport run_scenario(const Scenario& scenario, const ScenarioRunOptions& 
         tail.emplace_back(line);
         if (options.trace_sink)
             options.trace_sink(line);
+    };
+    world_options.fault_observer = [&](std::string_view host, Nanos at, const FaultEvent& event) {
+        report.injected.push_back(InjectedFault{std::string(host), at, event});
     };
     sim::World world(world_options);
 
@@ -157,70 +256,50 @@ ScenarioReport run_scenario(const Scenario& scenario, const ScenarioRunOptions& 
     for (const NetFaultSpec& fault : scenario.net_faults)
         std::visit([&](const auto& f) { world.add_fault(f); }, fault.fault);
 
-    // Servers first, so clients find them listening.
-    std::map<std::string, Server> servers;
-    for (const AppSpec& app : scenario.apps) {
-        if (app.kind != "frame-echo")
+    // Every app gets its context (and seed) in file order; servers start
+    // first, so clients find them listening.
+    std::map<std::string, RunningApp> apps;
+    for (const AppSpec& spec : scenario.apps) {
+        RunningApp& app = apps[spec.name];
+        app.spec = &spec;
+        app.kind = &builtin_app_kinds().at(spec.kind);
+        const auto replaced = options.apps.find(spec.kind);
+        app.factory = replaced != options.apps.end() ? replaced->second : app.kind->make;
+        app.context.emplace(AppContext{*hosts[spec.host].reactor, spec, resolve(hosts, spec), seeds.fork_seed()});
+    }
+    const auto start = [&](RunningApp& app) {
+        app.app = app.factory(*app.context);
+        return app.app->start();
+    };
+    for (const AppSpec& spec : scenario.apps) {
+        if (!apps[spec.name].kind->server)
             continue;
-        Server& server = servers[app.name];
-        server.spec = &app;
-        Host& host = hosts[app.host];
-        server.context.emplace(ServerAppContext{
-            *host.reactor,
-            host.kernel->address(AF_INET, static_cast<std::uint16_t>(option_count(app, "port", 7))),
-            trigger_of(app),
-            static_cast<std::size_t>(option_size(app, "max-frame", 16U << 20)),
-            seeds.fork_seed(),
-        });
-        const auto replaced = options.servers.find(app.kind);
-        server.factory =
-            replaced != options.servers.end()
-                ? replaced->second
-                : ServerAppFactory([](const ServerAppContext& c) { return std::make_unique<FrameEchoApp>(c); });
-        server.server = server.factory(*server.context);
-        if (const VoidResult opened = server.server->open(); !opened.ok()) {
-            report.setup_error = "frame-echo " + app.name + " could not listen: " + errno_name(opened.error);
+        if (const VoidResult started = start(apps[spec.name]); !started.ok()) {
+            report.setup_error = spec.kind + " " + spec.name + " could not listen: " + errno_name(started.error);
             return report;
         }
     }
     for (auto& [name, host] : hosts)
         host.baseline_fds = host.kernel->open_fd_count();
-
-    std::vector<Client> clients;
-    for (const AppSpec& app : scenario.apps) {
-        if (app.kind != "frame-client")
+    for (const AppSpec& spec : scenario.apps) {
+        if (apps[spec.name].kind->server)
             continue;
-        const std::string& target = app.options.at("connect");
-        const std::size_t colon = target.rfind(':');
-        LoadOptions load;
-        load.server = hosts[target.substr(0, colon)].kernel->address(
-            AF_INET, static_cast<std::uint16_t>(parse_count(target.substr(colon + 1)).value_or(0)));
-        load.connections = static_cast<std::size_t>(option_count(app, "conns", 1));
-        load.frames = option_count(app, "frames", 100);
-        load.body_bytes = static_cast<std::size_t>(option_size(app, "size", 64));
-        load.in_flight_per_connection = static_cast<std::size_t>(option_count(app, "in-flight", 32));
-        load.transport.trigger = trigger_of(app);
-        load.seed = seeds.fork_seed();
-        Client& client = clients.emplace_back();
-        client.spec = &app;
-        client.frames = load.frames;
-        client.client = std::make_unique<LoadClient>(*hosts[app.host].reactor, load);
-        client.client->start();
+        // A client's failure to start shows in its observations.
+        (void)start(apps[spec.name]);
     }
     for (const ActionSpec& action : scenario.actions) {
-        Server& server = servers[action.app];
-        world.at(action.at, [&server, &action] {
-            if (action.action == "stop" || action.action == "restart") {
-                if (server.server)
-                    server.server->stop();
-                server.server.reset();
+        RunningApp& app = apps[action.app];
+        world.at(action.at, [&app, &action, &start] {
+            const bool stopping = action.action == "stop" || action.action == "restart";
+            const bool starting = action.action == "start" || action.action == "restart";
+            if (stopping && app.app) {
+                app.app->stop();
+                app.retired.push_back(std::move(app.app));
             }
-            if (action.action == "start" || action.action == "restart") {
-                if (!server.server) {
-                    server.server = server.factory(*server.context);
-                    (void)server.server->open();
-                }
-            }
+            if (starting && !app.app)
+                (void)start(app);
+            if (!stopping && !starting && app.app)
+                app.app->act(action.action);
         });
     }
 
@@ -229,13 +308,13 @@ ScenarioReport run_scenario(const Scenario& scenario, const ScenarioRunOptions& 
         if (e.what == "done-by")
             deadline = *parse_duration(e.arguments.front());
     }
-    const auto clients_done = [&] {
-        return std::all_of(clients.begin(), clients.end(), [](const Client& c) { return c.client->done(); });
+    const auto all_done = [&] {
+        return std::all_of(apps.begin(), apps.end(), [](const auto& entry) { return entry.second.done(); });
     };
-    const sim::RunStatus status = world.run_until(deadline, clients_done);
+    const sim::RunStatus status = world.run_until(deadline, all_done);
     const Nanos finished_at = world.now();
-    const bool finished = status == sim::RunStatus::done || (clients.empty() && status != sim::RunStatus::livelock);
-    if (status == sim::RunStatus::done)
+    const bool finished = status == sim::RunStatus::done || (all_done() && status != sim::RunStatus::livelock);
+    if (finished)
         (void)world.run_for(settle_time);
 
     const auto fail = [&](const ExpectSpec& e, std::string expected, std::string happened, Nanos at) {
@@ -252,67 +331,16 @@ ScenarioReport run_scenario(const Scenario& scenario, const ScenarioRunOptions& 
                                                      std::vector<std::string>(tail.begin(), tail.end())});
     }
     for (const ExpectSpec& e : scenario.expectations) {
-        const auto client =
-            std::find_if(clients.begin(), clients.end(), [&](const Client& c) { return c.spec->name == e.app; });
-        const LoadReport* load = client == clients.end() ? nullptr : &client->client->report();
-        if (e.what == "done-by") {
-            if (!finished)
-                fail(e, "every client done by " + e.arguments.front(),
-                     "still running at " + std::to_string(finished_at.count()) + " ns (" +
-                         std::string(sim::to_string(status)) + ")",
-                     finished_at);
-        } else if (e.what == "frames-verified") {
-            const std::uint64_t wanted = parse_count(e.arguments.front()).value_or(0);
-            if (load == nullptr)
-                fail(e, "a frame-client named " + e.app, "no such client", finished_at);
-            else if (load->frames_verified != wanted || load->mismatches != 0)
-                fail(e, std::to_string(wanted) + " frames verified, none wrong",
-                     std::to_string(load->frames_verified) + " verified, " + std::to_string(load->mismatches) +
-                         " wrong" + (load->problems.empty() ? "" : "; first problem: " + load->problems.front()),
-                     load->finished);
-        } else if (e.what == "no-errors") {
-            if (load != nullptr && (load->errors != 0 || load->mismatches != 0))
-                fail(e, "no connection ended early, no frame wrong",
-                     std::to_string(load->errors) + " errors, " + std::to_string(load->mismatches) + " mismatches" +
-                         (load->problems.empty() ? "" : "; first: " + load->problems.front()),
-                     load->finished);
-        } else if (e.what == "error") {
-            const std::string& name = e.arguments.front();
-            const bool seen =
-                load != nullptr && std::any_of(load->problems.begin(), load->problems.end(),
-                                               [&](const std::string& p) { return p.find(name) != std::string::npos; });
-            if (!seen)
-                fail(e, "a connection of " + e.app + " ended with " + name,
-                     load == nullptr || load->problems.empty() ? "no connection ended with an error"
-                                                               : "problems: " + load->problems.front(),
-                     finished_at);
-        } else if (e.what == "no-fd-leak") {
-            if (!finished) {
-                fail(e, "every host back to its descriptor count once the clients are done",
-                     "not checkable: the clients were still running (" + std::string(sim::to_string(status)) + ")",
-                     finished_at);
-                continue;
-            }
-            for (const auto& [name, host] : hosts) {
-                const std::size_t now = host.kernel->open_fd_count();
-                if (now != host.baseline_fds)
-                    fail(e,
-                         name + " holds " + std::to_string(host.baseline_fds) + " descriptors, as before the clients",
-                         name + " holds " + std::to_string(now), world.now());
-            }
-        } else if (e.what == "no-sigpipe") {
-            for (const auto& [name, host] : hosts) {
-                if (host.kernel->sigpipe_count() != 0)
-                    fail(
-                        e, "no SIGPIPE",
-                        name + ": " + std::to_string(host.kernel->sigpipe_count()) + " sends would have raised SIGPIPE",
-                        world.now());
-            }
+        if (e.app.empty()) {
+            check_world_expectation(e, finished, status, finished_at, world, hosts, fail);
+            continue;
         }
+        const AppObservations seen = apps.at(e.app).observations();
+        check_app_expectation(e, seen, finished_at, fail);
     }
-    for (auto& [name, server] : servers) {
-        if (server.server)
-            server.server->stop();
+    for (auto& [name, app] : apps) {
+        if (app.app)
+            app.app->stop();
     }
     for (const auto& [name, host] : hosts)
         report.faults_injected += host.faults->faults_injected();

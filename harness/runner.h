@@ -1,24 +1,21 @@
 // run_scenario: builds a World from a parsed Scenario (harness/scenario.h),
 // runs it and checks its expectations.
 //
-// What runs today (the first slice of the runner): the apps frame-echo
-// (FrameEchoServer) and frame-client (LoadClient); every syscall fault and
-// network fault; the actions stop, start and restart on a frame-echo; and
-// the expectations frames-verified, no-errors, error, no-fd-leak,
-// no-sigpipe and done-by. A scenario that uses anything else is reported
-// as not runnable (setup_error), never silently passed.
+// Apps are the kinds in builtin_app_kinds() (harness/app.h). An app kind,
+// action or expectation the runner cannot run, or an expectation on an app
+// that does not observe it, is reported as a setup error before anything
+// runs, never silently passed.
 //
 // The run: every host gets one Reactor over a FaultySys (seeded from the
-// scenario's seed and the host's index) over its SimKernel. Servers open
+// scenario's seed and the host's index) over its SimKernel. Servers start
 // first; each host's descriptor count is taken as its baseline; then the
-// clients start. The world runs until every client is done, or the
-// done-by time (1 virtual hour without one). Then one more virtual second
-// lets servers see the last FINs, and the fd counts are compared with the
+// clients start. The world runs until every app is done, or the done-by
+// time (1 virtual hour without one). Then one more virtual second lets
+// servers see the last FINs, and the fd counts are compared with the
 // baselines (servers still running).
 #pragma once
 
-#include "core/reactor.h"
-#include "core/transport.h"
+#include "harness/app.h"
 #include "harness/scenario.h"
 
 #include <cstdint>
@@ -32,33 +29,12 @@
 
 namespace eagain::harness {
 
-// A server app as the runner drives it. The built-in frame-echo is
-// FrameEchoServer; tests put deliberately buggy servers in its place
-// (ScenarioRunOptions::servers) to show that a scenario catches the bug.
-class ServerApp {
-public:
-    virtual ~ServerApp() = default;
-    // Listens on the context's address; the errno if it cannot.
-    virtual VoidResult open() = 0;
-    // Stops listening and closes every connection (an action, or the end).
-    virtual void stop() = 0;
-};
-
-struct ServerAppContext {
-    Reactor& reactor;  // on the app's host, over its FaultySys
-    SockAddr listen_address;
-    TriggerMode trigger = TriggerMode::level;
-    std::size_t max_frame_bytes = 16U << 20;
-    std::uint64_t seed = 1;
-};
-
-using ServerAppFactory = std::function<std::unique_ptr<ServerApp>(const ServerAppContext&)>;
-
 struct ScenarioRunOptions {
     std::optional<std::uint64_t> seed;  // overrides the file's seed
     std::function<void(std::string_view line)> trace_sink;
-    // App kind -> the server to run for it instead of the built-in one.
-    std::map<std::string, ServerAppFactory> servers;
+    // App kind -> the app to run for it instead of the built-in one
+    // (harness/app.h); the kind's actions and expectations stay as built in.
+    std::map<std::string, AppFactory> apps;
 };
 
 struct ExpectationFailure {
@@ -70,6 +46,12 @@ struct ExpectationFailure {
     std::vector<std::string> trace_tail;  // the last trace lines before it
 };
 
+struct InjectedFault {
+    std::string host;
+    Nanos at{};
+    FaultEvent event;
+};
+
 struct ScenarioReport {
     std::string setup_error;  // not runnable / could not start; empty if it ran
     bool passed = false;
@@ -78,6 +60,9 @@ struct ScenarioReport {
     std::string trace_hash;
     std::uint64_t trace_lines = 0;
     std::vector<ExpectationFailure> failures;
+    // Every syscall fault injected, in order: what exploration turns into
+    // exact fault statements.
+    std::vector<InjectedFault> injected;
 };
 
 // Never throws on a failing scenario; the report says what went wrong.

@@ -727,6 +727,25 @@ private:
 
 }  // namespace
 
+std::string format_duration(Nanos duration) {
+    const std::int64_t ns = duration.count();
+    if (ns == 0)
+        return "0";
+    static constexpr std::array<std::pair<std::int64_t, std::string_view>, 6> units{{
+        {3'600'000'000'000, "h"},
+        {60'000'000'000, "m"},
+        {1'000'000'000, "s"},
+        {1'000'000, "ms"},
+        {1'000, "us"},
+        {1, "ns"},
+    }};
+    for (const auto& [scale, unit] : units) {
+        if (ns % scale == 0)
+            return std::to_string(ns / scale) + std::string(unit);
+    }
+    return std::to_string(ns) + "ns";  // LCOV_EXCL_LINE: the 1ns unit divides everything
+}
+
 std::optional<Nanos> parse_duration(std::string_view word) noexcept {
     using namespace std::chrono;
     static constexpr std::array<std::pair<std::string_view, std::uint64_t>, 6> units{{

@@ -106,6 +106,9 @@ ParseResult parse_scenario(std::string_view text, std::string_view file_name);
 // "250ns", "100us", "1ms", "2s", "5m", "1h", "0"; nullopt if malformed or
 // out of range.
 std::optional<Nanos> parse_duration(std::string_view word) noexcept;
+// The exact duration in the largest unit that divides it ("2s", "1000200us",
+// "0"): parse_duration(format_duration(d)) == d.
+std::string format_duration(Nanos duration);
 // "100", "100_000"; nullopt if malformed or above 2^64 - 1.
 std::optional<std::uint64_t> parse_count(std::string_view word) noexcept;
 // "64", "16KiB", "16K", "4MiB", "4M"; "100_000".

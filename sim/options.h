@@ -3,6 +3,7 @@
 // each one models and where the model differs from Linux.
 #pragma once
 
+#include "core/faulty_sys.h"
 #include "core/sys.h"
 
 #include <chrono>
@@ -83,6 +84,9 @@ struct WorldOptions {
     // hash to Trace::hash(). Setting them on world.trace() later misses it.
     std::function<void(std::string_view line)> trace_sink;
     bool trace_keep_lines = false;
+    // Told of every syscall fault a FaultySys given to add_reactor injects
+    // (host name, virtual time, the fault), after the trace is.
+    std::function<void(std::string_view host, Nanos at, const FaultEvent& event)> fault_observer;
     // World::run gives up with RunStatus::livelock after this many rounds of
     // host steps without virtual time moving (a program spinning on a
     // level-triggered event it never consumes).

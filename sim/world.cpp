@@ -228,6 +228,8 @@ void World::add_reactor(SimKernel& host, Reactor& reactor, FaultySys* faults) {
                 .field("rule", static_cast<std::uint64_t>(event.rule_index))
                 .field("call_number", event.call_number)
                 .field("what", describe(event));
+        if (options_.fault_observer)
+            options_.fault_observer(host.name(), now_, event);
     });
 }
 

@@ -29,7 +29,7 @@ harness::Scenario load(const std::string& relative) {
 
 harness::ScenarioRunOptions with_naive_echo(NaivePitfall pitfall) {
     harness::ScenarioRunOptions options;
-    options.servers["frame-echo"] = [pitfall](const harness::ServerAppContext& context) {
+    options.apps["frame-echo"] = [pitfall](const harness::AppContext& context) {
         return std::make_unique<NaiveEchoServer>(context, pitfall);
     };
     return options;

@@ -119,15 +119,42 @@ expect client frames-verified 1_200
     CHECK(report.passed);
 }
 
-TEST_CASE("what the runner cannot run yet is a setup error, not a pass", "[scenario][runner]") {
-    const ScenarioReport report = run_scenario(parsed(R"(
-host a
-app a bulk-receiver port 9 bytes 100
+TEST_CASE("an expectation or action an app kind cannot honour is a setup error, not a pass", "[scenario][runner]") {
+    SECTION("an echo server does not verify frames: only a client can") {
+        const ScenarioReport report = run_scenario(parsed(R"(
+host server
+host client
+app server frame-echo
+app client frame-client connect server:7 frames 3
+expect server frames-verified 3
 )"));
-    CHECK_FALSE(report.passed);
-    CHECK(report.setup_error ==
-          "app kind bulk-receiver (line 3) is not runnable yet: the runner supports frame-echo "
-          "and frame-client");
+        CHECK_FALSE(report.passed);
+        CHECK(report.setup_error == "expectation frames-verified (line 6): frame-echo does not observe it");
+    }
+    SECTION("an action the kind does not do") {
+        const ScenarioReport report = run_scenario(parsed(R"(
+host server
+host client
+app server frame-echo
+app client frame-client connect server:7 frames 3
+at 1ms server send-hostile-length
+)"));
+        CHECK_FALSE(report.passed);
+        CHECK(report.setup_error == "action send-hostile-length (line 6): frame-echo does not do it");
+    }
+}
+
+TEST_CASE("format_duration writes the exact value back in the largest unit", "[scenario][runner]") {
+    using namespace std::chrono_literals;
+    CHECK(format_duration(0ns) == "0");
+    CHECK(format_duration(2s) == "2s");
+    CHECK(format_duration(1000200us) == "1000200us");
+    CHECK(format_duration(90min) == "90m");
+    CHECK(format_duration(2h) == "2h");
+    CHECK(format_duration(1500ms) == "1500ms");
+    CHECK(format_duration(7ns) == "7ns");
+    for (const Nanos d : {Nanos{1ns}, Nanos{999ns}, Nanos{1001us}, Nanos{61s}, Nanos{3601s}})
+        CHECK(parse_duration(format_duration(d)) == d);
 }
 
 }  // namespace eagain::harness

@@ -1,6 +1,6 @@
 // A byte echo server written the way the seed programs write one, with one
 // pitfall each, WRONG ON PURPOSE. Registered in place of frame-echo for
-// tests only (ScenarioRunOptions::servers), to show that a scenario catches
+// tests only (ScenarioRunOptions::apps), to show that a scenario catches
 // the bug its opening comment names. Apart from its pitfall each variant is
 // careful: it reads to EAGAIN where it should, closes on recv 0, and never
 // leaks an fd, so a failure is the pitfall's and nothing else's.
@@ -23,13 +23,13 @@ enum class NaivePitfall : std::uint8_t {
     eintr_is_fatal,          // EINTR on recv or send closes the connection
 };
 
-class NaiveEchoServer final : public harness::ServerApp, private Reactor::Handler {
+class NaiveEchoServer final : public harness::App, private Reactor::Handler {
 public:
-    NaiveEchoServer(const harness::ServerAppContext& context, NaivePitfall pitfall)
-        : reactor_(context.reactor), address_(context.listen_address), pitfall_(pitfall) {}
+    NaiveEchoServer(const harness::AppContext& context, NaivePitfall pitfall)
+        : reactor_(context.reactor), address_(context.address), pitfall_(pitfall) {}
     ~NaiveEchoServer() override { stop(); }
 
-    VoidResult open() override {
+    VoidResult start() override {
         Sys& sys = reactor_.sys();
         const FdResult fd = sys.socket(address_.family(), SOCK_STREAM | SOCK_NONBLOCK, 0);
         if (!fd.ok())
@@ -53,6 +53,10 @@ public:
             listener_ = -1;
         }
     }
+
+    bool done() const override { return true; }
+    void act(std::string_view /*action*/) override {}
+    harness::AppObservations observations() const override { return {}; }
 
 private:
     struct Connection final : Reactor::Handler {
