@@ -20,6 +20,7 @@ std::string_view to_string(TriggerMode mode) noexcept {
     switch (mode) {
         case TriggerMode::level: return "level-triggered";
         case TriggerMode::edge: return "edge-triggered";
+        case TriggerMode::oneshot: return "oneshot";
     }
     return "?";
 }
@@ -51,8 +52,7 @@ Transport::Transport(Reactor& reactor, int fd, TransportOptions options, Events&
     EAGAIN_ASSERT(options_.read_budget_bytes > 0);
     EAGAIN_ASSERT(options_.recv_chunk_bytes > 0);
     EAGAIN_ASSERT(options_.max_eintr_retries >= 0);
-    interest_ = EPOLLIN | EPOLLRDHUP | (connecting_ ? EPOLLOUT : 0U) |
-                (options_.trigger == TriggerMode::edge ? static_cast<std::uint32_t>(EPOLLET) : 0U);
+    interest_ = EPOLLIN | EPOLLRDHUP | (connecting_ ? EPOLLOUT : 0U) | trigger_flags();
     const VoidResult added = reactor_.add(fd_, interest_, *this);
     if (!added.ok())
         open_error_ = added.error;
@@ -236,33 +236,52 @@ void Transport::update_interest() {
         interest |= EPOLLIN | EPOLLRDHUP;
     if (want_write_ || connecting_)
         interest |= EPOLLOUT;
-    if (options_.trigger == TriggerMode::edge)
-        interest |= EPOLLET;
+    interest |= trigger_flags();
     if (interest == interest_)
         return;
     interest_ = interest;
     (void)reactor_.modify(fd_, interest_);
 }
 
+std::uint32_t Transport::trigger_flags() const noexcept {
+    switch (options_.trigger) {
+        case TriggerMode::level: return 0;
+        case TriggerMode::edge: return EPOLLET;
+        case TriggerMode::oneshot: return EPOLLONESHOT;
+    }
+    return 0;
+}
+
 void Transport::on_ready(std::uint32_t events) {
+    bool destroyed = false;
+    destroyed_ = &destroyed;
+    dispatch(events);
+    if (destroyed)
+        return;  // the owner destroyed us while handling the event
+    destroyed_ = nullptr;
+    // EPOLLONESHOT disarmed the registration when it reported: arm it again
+    // with the current interest (MOD re-polls, so nothing queued is missed).
+    if (options_.trigger == TriggerMode::oneshot && is_open() && reactor_.registered(fd_))
+        (void)reactor_.modify(fd_, interest_);
+}
+
+void Transport::dispatch(std::uint32_t events) {
     // EPOLLERR/EPOLLHUP count as both readable and writable: the read or the
     // write that follows returns the error, and that is where it is handled.
     const bool error = (events & (EPOLLERR | EPOLLHUP)) != 0;
     const bool readable = error || (events & (EPOLLIN | EPOLLRDHUP)) != 0;
     const bool writable = error || (events & EPOLLOUT) != 0;
     if (connecting_) {
-        // May destroy this Transport: nothing may follow it.
+        // May destroy this Transport: on_ready() checks before touching it.
         if (readable || writable)
             events_.on_writable();
         return;
     }
     if (readable) {
-        bool destroyed = false;
-        destroyed_ = &destroyed;
+        bool* const outer = destroyed_;
         events_.on_readable();
-        if (destroyed)
+        if (*outer)
             return;  // the owner destroyed us while handling the read
-        destroyed_ = nullptr;
     }
     // The owner may also have closed the socket while handling the read.
     if (writable && is_open())

@@ -45,7 +45,11 @@
 
 namespace eagain {
 
-enum class TriggerMode : std::uint8_t { level, edge };
+// level: reported while readable/writable. edge: EPOLLET, reported on
+// arrivals. oneshot: EPOLLONESHOT, level semantics but disarmed after each
+// report; the Transport re-arms (EPOLL_CTL_MOD) after handling every event,
+// the pattern for handing a socket to one worker at a time.
+enum class TriggerMode : std::uint8_t { level, edge, oneshot };
 std::string_view to_string(TriggerMode mode) noexcept;
 
 struct TransportOptions {
@@ -163,7 +167,9 @@ public:
 
 private:
     void on_ready(std::uint32_t events) override;
+    void dispatch(std::uint32_t events);
     void update_interest();
+    std::uint32_t trigger_flags() const noexcept;
     void set_want_write(bool on);
     SizeResult send_retrying(std::span<const iovec> buffers);
 
@@ -222,9 +228,10 @@ ReadOutcome Transport::read(Sink& sink) {
             return outcome;
         }
         outcome.bytes += r.value;
-        // Level-triggered: epoll reports again while bytes remain, so one
-        // recv per wake-up is enough and keeps the loop fair.
-        if (options_.trigger == TriggerMode::level) {
+        // Level-triggered (and oneshot, re-armed with level semantics after
+        // the event): epoll reports again while bytes remain, so one recv
+        // per wake-up is enough and keeps the loop fair.
+        if (options_.trigger != TriggerMode::edge) {
             outcome.status = ReadStatus::more;
             return outcome;
         }

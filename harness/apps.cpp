@@ -51,7 +51,9 @@ std::uint64_t option_size(const AppSpec& app, const std::string& key, std::uint6
 
 TriggerMode trigger_of(const AppSpec& app) {
     const auto found = app.options.find("trigger");
-    return found != app.options.end() && found->second == "edge" ? TriggerMode::edge : TriggerMode::level;
+    if (found == app.options.end() || found->second == "level")
+        return TriggerMode::level;
+    return found->second == "edge" ? TriggerMode::edge : TriggerMode::oneshot;
 }
 
 // frame-echo: FrameEchoServer.

@@ -464,8 +464,8 @@ private:
                 return;
             }
             case ValueType::trigger:
-                if (w.text != "level" && w.text != "edge")
-                    fail(w, "level or edge");
+                if (w.text != "level" && w.text != "edge" && w.text != "oneshot")
+                    fail(w, "level, edge or oneshot");
                 return;
             case ValueType::name:
                 if (!is_name(w.text) || find_app(w.text) != nullptr)

@@ -219,6 +219,48 @@ TEST_CASE("an edge-triggered read stops at its budget and asks the reactor to wa
     (void)sys.close(pair.client);
 }
 
+TEST_CASE("a oneshot transport re-arms its registration after every event, so no readiness is lost", "[transport]") {
+    InterestRecordingSys sys;
+    const auto pair = eagain::test::connected_pair(sys);
+    eagain::Reactor reactor(sys);
+    // Reads one recv (level semantics) per event into the sink.
+    struct Reader final : Transport::Events {
+        Transport* transport = nullptr;
+        ByteBuffer sink;
+        int events = 0;
+        void on_readable() override {
+            ++events;
+            (void)transport->read(sink);
+        }
+        void on_writable() override {}
+    } reader;
+    eagain::TransportOptions options;
+    options.trigger = eagain::TriggerMode::oneshot;
+    options.recv_chunk_bytes = 1000;
+    Transport transport(reactor, pair.server, options, reader);
+    reader.transport = &transport;
+    CHECK((sys.interest.at(pair.server) & EPOLLONESHOT) != 0);
+
+    // 5000 bytes take five events of one 1000-byte recv each: after each
+    // the registration would stay disarmed without the re-arm.
+    const std::string data(5000, 'y');
+    REQUIRE(sys.send(pair.client, bytes_of(data), MSG_NOSIGNAL).value == data.size());
+    const int ctl_before = sys.epoll_ctl_calls;
+    for (int i = 0; i < 50 && reader.sink.size() < data.size(); ++i)
+        REQUIRE(reactor.poll(100ms).ok());
+    CHECK(reader.sink.size() == data.size());
+    CHECK(reader.events == 5);
+    CHECK(sys.epoll_ctl_calls - ctl_before >= 5);  // one EPOLL_CTL_MOD per event
+    CHECK((sys.interest.at(pair.server) & EPOLLONESHOT) != 0);
+
+    // Data arriving later still wakes it.
+    REQUIRE(sys.send(pair.client, bytes_of("late"), MSG_NOSIGNAL).value == 4);
+    for (int i = 0; i < 10 && reader.sink.size() < data.size() + 4; ++i)
+        REQUIRE(reactor.poll(100ms).ok());
+    CHECK(reader.sink.size() == data.size() + 4);
+    (void)sys.close(pair.client);
+}
+
 namespace {
 volatile std::sig_atomic_t sigpipes = 0;
 void count_sigpipe(int /*signal*/) {
