@@ -164,6 +164,12 @@ constexpr std::array<std::string_view, 8> app_expectations{
 constexpr std::array<std::string_view, 6> connection_states{"established", "closed",  "backoff",
                                                             "connecting",  "closing", "half_closed"};
 
+// CloseReason names (core/connection.h), for "expect APP error REASON".
+constexpr std::array<std::string_view, 12> close_reasons{"local_close",   "peer_closed",    "peer_closed_mid_frame",
+                                                         "reset",         "broken_pipe",    "io_error",
+                                                         "dead_peer",     "connect_failed", "connect_timeout",
+                                                         "close_timeout", "hostile_frame",  "output_limit_exceeded"};
+
 template <std::size_t N>
 bool one_of(std::string_view word, const std::array<std::string_view, N>& choices) noexcept {
     return std::find(choices.begin(), choices.end(), word) != choices.end();
@@ -701,8 +707,9 @@ private:
             } else if (spec.what == "error") {
                 argument([&] {
                     const Word w = c.take();
-                    if (!errno_fault(w.text))
-                        fail(w, "an errno name (ECONNRESET, EPIPE, ETIMEDOUT, ...)");
+                    if (!errno_fault(w.text) && !one_of(w.text, close_reasons))
+                        fail(w, "an errno name (ECONNRESET, EPIPE, ETIMEDOUT, ...) or a close reason (" +
+                                    list(close_reasons) + ")");
                 });
             } else if (spec.what == "state") {
                 argument([&] {

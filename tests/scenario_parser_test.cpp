@@ -138,7 +138,10 @@ TEST_CASE("each mistake is reported as file:line:col: expected ..., found ...", 
     CHECK(only_error(std::string(two_hosts) + "app server frame-echo\nexpect server frames-verified lots") ==
           "t.scn:4:31: expected a whole number of at least 0, found \"lots\"");
     CHECK(only_error(std::string(two_hosts) + "app server frame-echo\nexpect server error EWHAT") ==
-          "t.scn:4:21: expected an errno name (ECONNRESET, EPIPE, ETIMEDOUT, ...), found \"EWHAT\"");
+          "t.scn:4:21: expected an errno name (ECONNRESET, EPIPE, ETIMEDOUT, ...) or a close reason (local_close, "
+          "peer_closed, peer_closed_mid_frame, reset, broken_pipe, io_error, dead_peer, connect_failed, "
+          "connect_timeout, close_timeout, hostile_frame, output_limit_exceeded), found \"EWHAT\"");
+    CHECK(parse(std::string(two_hosts) + "app server frame-echo\nexpect server error dead_peer").ok());
     CHECK(only_error(std::string(two_hosts) + "app server frame-echo\napp server byte-echo") ==
           "t.scn:4:1: expected a name for this app (\"name NAME\"): server is taken, found \"app\"");
     CHECK(only_error(std::string(5000, 'x')) == "t.scn:1:4097: expected a line of at most 4096 bytes, found \"x\"");
