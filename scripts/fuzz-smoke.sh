@@ -60,6 +60,13 @@ for binary in "${binaries[@]}"; do
     if [[ -d fuzz/corpus/$name ]]; then
         cp -R "fuzz/corpus/$name/." "$corpus/"
     fi
+    # The scenario suite seeds the parser's fuzzing: every statement form
+    # the suite uses, in real combinations (named by path, so none collide).
+    if [[ $name == scenario_parser ]]; then
+        while IFS= read -r -d '' file; do
+            cp "$file" "$corpus/suite_$(echo "${file#scenarios/}" | tr '/' '_')"
+        done < <(find scenarios -name '*.scn' -print0)
+    fi
     options=(
         -max_total_time="$seconds"
         -print_final_stats=1
