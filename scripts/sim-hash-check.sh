@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The determinism check across builds: runs sim-echo (default faults) from
 # every build directory given, for each seed, and fails unless every build
-# verified every frame and printed the same trace_hash line.
+# verified every frame and printed the same trace_hash line; then runs the
+# scenario suite (eagain run scenarios/) from every build and fails unless
+# every scenario has the same verdict and trace hash in all of them.
 #
 #   scripts/sim-hash-check.sh [-s "SEEDS"] [-f FRAMES] [-c CONNS] BUILD_DIR...
 #   scripts/sim-hash-check.sh build/dev build/dev-clang build/asan
@@ -70,8 +72,33 @@ for seed in $seeds; do
     [[ "$agree" == yes ]] || disagreements=$((disagreements + 1))
 done
 
-if ((disagreements > 0)); then
-    echo "sim-hash-check: $disagreements seed(s) disagree or failed; rerun one with --trace FILE in two builds and diff" >&2
+# The scenario suite: every scenario's verdict and trace hash, per build.
+echo
+echo "eagain run scenarios/: verdict and trace hash of every scenario"
+reference=""
+scenario_disagreements=0
+for build in "${builds[@]}"; do
+    [[ -x "$build/tools/eagain" ]] || {
+        echo "sim-hash-check: $build/tools/eagain is missing (build the eagain target)" >&2
+        exit 2
+    }
+    # "PASS  file  virtual ...  hash H" -> "file PASS H"
+    table="$("$build/tools/eagain" run scenarios/ 2>&1 | awk '$1 == "PASS" || $1 == "FAIL" {print $2, $1, $NF}' || true)"
+    count="$(grep -c . <<<"$table" || true)"
+    if [[ -z "$reference" ]]; then
+        reference="$table"
+        printf '  %-18s %s scenarios (reference)\n' "$(basename "$build")" "$count"
+    elif [[ "$table" == "$reference" ]]; then
+        printf '  %-18s %s scenarios, all agree\n' "$(basename "$build")" "$count"
+    else
+        printf '  %-18s DISAGREES:\n' "$(basename "$build")"
+        diff <(echo "$reference") <(echo "$table") | sed 's/^/    /' || true
+        scenario_disagreements=$((scenario_disagreements + 1))
+    fi
+done
+
+if ((disagreements > 0 || scenario_disagreements > 0)); then
+    echo "sim-hash-check: $disagreements seed(s) and $scenario_disagreements build(s) of the scenario suite disagree or failed; rerun one with --trace FILE in two builds and diff" >&2
     exit 1
 fi
 echo "sim-hash-check: all builds agree"
