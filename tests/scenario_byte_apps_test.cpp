@@ -34,6 +34,14 @@ Scenario parsed(std::string_view text) {
     return std::move(result.scenario);
 }
 
+Scenario load(const std::string& relative) {
+    std::ifstream in(std::string(EAGAIN_SOURCE_DIR) + "/" + relative);
+    REQUIRE(in);
+    std::stringstream text;
+    text << in.rdbuf();
+    return parsed(text.str());
+}
+
 std::string failures_text(const ScenarioReport& report) {
     std::string text = report.setup_error;
     for (const ExpectationFailure& failure : report.failures)
@@ -248,6 +256,17 @@ TEST_CASE("a sender that ignores send()'s count is caught at the first byte it l
     CHECK(received->happened.find(" received, 1 wrong; first problem: connection 1: byte at offset ") !=
           std::string::npos);
     CHECK(received->expected == "1048576 bytes received, all intact");
+
+    SECTION("and so does partial-writes/bulk-short-writes.scn, which passes with the real sender") {
+        const Scenario file = load("scenarios/partial-writes/bulk-short-writes.scn");
+        const ScenarioReport correct = run_scenario(file);
+        INFO(failures_text(correct));
+        CHECK(correct.passed);
+        const ScenarioReport naive = run_scenario(file, options);
+        INFO(failures_text(naive));
+        REQUIRE(naive.setup_error.empty());
+        CHECK(failure_of(naive, "expect receiver bytes-received 1MiB") != nullptr);
+    }
 }
 
 TEST_CASE("a stalled bulk-receiver: the sender's sends turn short, then EAGAIN, and it waits holding one chunk",
@@ -341,13 +360,7 @@ expect done-by 10s
 }
 
 TEST_CASE("edge-triggered byte-echo-drains-to-eagain catches an echo that reads once per edge", "[scenario][bytes]") {
-    const std::string path =
-        std::string(EAGAIN_SOURCE_DIR) + "/scenarios/edge-triggered/byte-echo-drains-to-eagain.scn";
-    std::ifstream in(path);
-    REQUIRE(in);
-    std::stringstream text;
-    text << in.rdbuf();
-    const Scenario scenario = parsed(text.str());
+    const Scenario scenario = load("scenarios/edge-triggered/byte-echo-drains-to-eagain.scn");
     const ScenarioReport correct = run_scenario(scenario);
     INFO(failures_text(correct));
     CHECK(correct.passed);
