@@ -89,6 +89,9 @@ struct AppKind {
 
 // kind -> how to run it, for every kind the runner can run.
 const std::map<std::string, AppKind>& builtin_app_kinds();
+// kinds with the byte-stream kinds added: byte-echo, bulk-sender and
+// bulk-receiver (harness/byte_apps.cpp).
+std::map<std::string, AppKind> add_byte_app_kinds(std::map<std::string, AppKind> kinds);
 
 // Records one connection's ending: its errno name (if any), then its reason.
 void note_ending(AppObservations& observations, const CloseInfo& info);

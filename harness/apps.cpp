@@ -139,7 +139,8 @@ const std::map<std::string, AppKind>& builtin_app_kinds() {
         {"frame-echo", {make<FrameEchoApp>(), true, {}, {}}},
         {"frame-client", {make<FrameClientApp>(), false, {}, {"frames-verified", "no-errors", "error"}}},
     };
-    return kinds;
+    static const std::map<std::string, AppKind> with_byte_kinds = add_byte_app_kinds(kinds);
+    return with_byte_kinds;
 }
 
 }  // namespace eagain::harness

@@ -1,9 +1,10 @@
 // A byte echo server written the way the seed programs write one, with one
-// pitfall each, WRONG ON PURPOSE. Registered in place of frame-echo for
-// tests only (ScenarioRunOptions::apps), to show that a scenario catches
-// the bug its opening comment names. Apart from its pitfall each variant is
-// careful: it reads to EAGAIN where it should, closes on recv 0, and never
-// leaks an fd, so a failure is the pitfall's and nothing else's.
+// pitfall each, WRONG ON PURPOSE. Registered in place of frame-echo or
+// byte-echo for tests only (ScenarioRunOptions::apps), to show that a
+// scenario catches the bug its opening comment names. Apart from its
+// pitfall each variant is careful: it reads to EAGAIN where it should,
+// closes on recv 0, and never leaks an fd, so a failure is the pitfall's
+// and nothing else's.
 #pragma once
 
 #include "core/reactor.h"
@@ -21,6 +22,7 @@ namespace eagain::scenarios {
 enum class NaivePitfall : std::uint8_t {
     ignores_partial_writes,  // send once, never look at the count
     eintr_is_fatal,          // EINTR on recv or send closes the connection
+    one_read_per_edge,       // edge-triggered, yet one recv per wake-up, as if level-triggered
 };
 
 class NaiveEchoServer final : public harness::App, private Reactor::Handler {
@@ -74,7 +76,8 @@ private:
             auto connection = std::make_unique<Connection>();
             connection->server = this;
             connection->fd = accepted.value;
-            (void)reactor_.add(accepted.value, EPOLLIN, *connection);
+            const std::uint32_t edge = pitfall_ == NaivePitfall::one_read_per_edge ? EPOLLET : 0U;
+            (void)reactor_.add(accepted.value, EPOLLIN | edge, *connection);
             connections_[accepted.value] = std::move(connection);
         }
     }
@@ -84,8 +87,10 @@ private:
         std::array<std::uint8_t, 4096> chunk{};
         const SizeResult n = sys.recv(fd, chunk, 0);
         if (!n.ok()) {
+            // Level-triggered, epoll says so again. (one_read_per_edge: an
+            // edge-triggered socket says nothing more about bytes left behind.)
             if (would_block(n.error) || (n.error == EINTR && pitfall_ != NaivePitfall::eintr_is_fatal))
-                return;  // level-triggered: epoll says so again
+                return;
             finish(fd);
             return;
         }
@@ -102,9 +107,13 @@ private:
         // EAGAIN ends the connection, EINTR included:
         //     if (n < 0) { if (errno == EAGAIN) return; perror("send"); close(fd); }
         // (EAGAIN drops the rest too, a second pitfall its scenario leaves alone.)
+        // one_read_per_edge sends the same way but retries EINTR; its
+        // scenario keeps little in flight, so its sends never meet EAGAIN.
         std::size_t sent = 0;
         for (int call = 0; call < 1000 && sent < bytes.size(); ++call) {
             const SizeResult r = sys.send(fd, bytes.subspan(sent), MSG_NOSIGNAL);
+            if (!r.ok() && r.error == EINTR && pitfall_ == NaivePitfall::one_read_per_edge)
+                continue;
             if (!r.ok()) {
                 if (!would_block(r.error))
                     finish(fd);
