@@ -164,8 +164,9 @@ constexpr std::array<std::string_view, 7> actions{"stop-reading", "resume-readin
 constexpr std::array<std::string_view, 3> world_expectations{"no-fd-leak", "no-sigpipe", "done-by"};
 constexpr std::array<std::string_view, 8> app_expectations{
     "frames-verified", "no-errors", "error", "state", "reconnect-at", "heartbeats", "max-buffered", "bytes-received"};
-constexpr std::array<std::string_view, 6> connection_states{"established", "closed",  "backoff",
-                                                            "connecting",  "closing", "half_closed"};
+// ConnectionState names (core/connection.h), as apps record them.
+constexpr std::array<std::string_view, 8> connection_states{
+    "idle", "connecting", "established", "half_closed_local", "half_closed_remote", "closing", "closed", "backoff"};
 
 // CloseReason names (core/connection.h), for "expect APP error REASON".
 constexpr std::array<std::string_view, 12> close_reasons{"local_close",   "peer_closed",    "peer_closed_mid_frame",

@@ -360,7 +360,7 @@ expect done-by 10s
 }
 
 TEST_CASE("edge-triggered byte-echo-drains-to-eagain catches an echo that reads once per edge", "[scenario][bytes]") {
-    const Scenario scenario = load("scenarios/edge-triggered/byte-echo-drains-to-eagain.scn");
+    const Scenario scenario = load("scenarios/epoll/byte-echo-drains-to-eagain.scn");
     const ScenarioReport correct = run_scenario(scenario);
     INFO(failures_text(correct));
     CHECK(correct.passed);

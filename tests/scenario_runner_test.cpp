@@ -144,6 +144,21 @@ at 1ms server send-hostile-length
     }
 }
 
+TEST_CASE("a server stopped by an action is not a descriptor leak; fewer descriptors than before are fine",
+          "[scenario][runner]") {
+    const ScenarioReport report = run_scenario(parsed(R"(
+host server
+host client
+app server frame-echo
+app client frame-client connect server:7 frames 20
+at 10ms server stop
+expect client frames-verified 20
+expect no-fd-leak
+)"));
+    INFO((report.failures.empty() ? report.setup_error : report.failures.front().happened));
+    CHECK(report.passed);
+}
+
 TEST_CASE("format_duration writes the exact value back in the largest unit", "[scenario][runner]") {
     using namespace std::chrono_literals;
     CHECK(format_duration(0ns) == "0");
