@@ -1,16 +1,21 @@
-// Proof that the scenarios catch the bugs they say they guard against: each
-// runs against the correct app and passes, then against a deliberately
-// buggy one written the seeds' way (tests/scenarios/naive_echo_server.h)
-// and fails, with the failure explained in terms of the pitfall.
+// Proof that the scenarios catch the bugs they say they guard against. Each
+// scenario runs three times: with the built-in apps (it passes), with a
+// naive app written the seeds' way but carefully (it passes too, so the
+// naive code as such is not what fails), and with that naive app carrying
+// one pitfall (tests/scenarios/naive_echo_server.h): then
+// it fails, and the failure names the expectation that caught it and the
+// symptom, not just "failed".
 #include "harness/runner.h"
 #include "harness/scenario.h"
 #include "tests/scenarios/naive_echo_server.h"
 
 #include <catch2/catch.hpp>
 
+#include <charconv>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <string_view>
 
 namespace eagain::scenarios {
 namespace {
@@ -27,54 +32,98 @@ harness::Scenario load(const std::string& relative) {
     return std::move(parsed.scenario);
 }
 
-harness::ScenarioRunOptions with_naive_echo(NaivePitfall pitfall) {
-    harness::ScenarioRunOptions options;
-    options.apps["frame-echo"] = [pitfall](const harness::AppContext& context) {
-        return std::make_unique<NaiveEchoServer>(context, pitfall);
-    };
-    return options;
-}
-
 std::string failed_expectations(const harness::ScenarioReport& report) {
-    std::string text;
+    std::string text = report.setup_error;
     for (const harness::ExpectationFailure& failure : report.failures)
         text += failure.expectation + " -> " + failure.happened + "\n";
     return text;
 }
 
+struct Detection {
+    harness::ScenarioReport correct;  // the built-in apps
+    harness::ScenarioReport careful;  // the naive app without a pitfall
+    harness::ScenarioReport naive;    // the naive app with its pitfall
+};
+
+Detection detect(const std::string& file, const std::string& kind, const harness::AppFactory& careful,
+                 const harness::AppFactory& naive) {
+    const harness::Scenario scenario = load(file);
+    Detection d;
+    d.correct = run_scenario(scenario);
+    harness::ScenarioRunOptions options;
+    options.apps[kind] = careful;
+    d.careful = run_scenario(scenario, options);
+    options.apps[kind] = naive;
+    d.naive = run_scenario(scenario, options);
+    return d;
+}
+
+Detection detect(const std::string& file, NaivePitfall pitfall) {
+    return detect(file, "frame-echo", naive_echo(NaivePitfall::none), naive_echo(pitfall));
+}
+
+void check_passes(const harness::ScenarioReport& report, std::string_view who) {
+    INFO(std::string(who) + ": " + failed_expectations(report));
+    REQUIRE(report.setup_error.empty());
+    CHECK(report.passed);
+}
+
+// The scenario passes with the built-in and the careful naive app and
+// fails with the naive one.
+void check_caught(const Detection& d) {
+    check_passes(d.correct, "built-in app");
+    check_passes(d.careful, "careful naive app");
+    INFO("naive app: " + failed_expectations(d.naive));
+    REQUIRE(d.naive.setup_error.empty());
+    CHECK_FALSE(d.naive.passed);
+}
+
+// The naive run's failure of `expectation` (the statement as written).
+harness::ExpectationFailure failure_of(const Detection& d, std::string_view expectation) {
+    for (const harness::ExpectationFailure& failure : d.naive.failures) {
+        if (failure.expectation == expectation)
+            return failure;
+    }
+    INFO("naive app: " + failed_expectations(d.naive));
+    FAIL("no failure of " << expectation);
+    return {};
+}
+
+// N from "N verified, M wrong...".
+std::uint64_t verified(const std::string& happened) {
+    std::uint64_t n = 0;
+    const auto [end, error] = std::from_chars(happened.data(), happened.data() + happened.size(), n);
+    REQUIRE(error == std::errc{});
+    REQUIRE(std::string_view(end, happened.data() + happened.size()).starts_with(" verified, "));
+    return n;
+}
+
+bool contains(const std::string& text, std::string_view part) {
+    return text.find(part) != std::string::npos;
+}
+
 }  // namespace
 
-TEST_CASE("short-send-at-echo-server catches a server that ignores send()'s count", "[scenario][detection]") {
-    const harness::Scenario scenario = load("scenarios/partial-writes/short-send-at-echo-server.scn");
-    const harness::ScenarioReport correct = run_scenario(scenario);
-    INFO(failed_expectations(correct));
-    CHECK(correct.passed);
+// ---------------------------------------------------------------------------
+// Servers in frame-echo's place
 
-    const harness::ScenarioReport naive = run_scenario(scenario, with_naive_echo(NaivePitfall::ignores_partial_writes));
-    INFO(failed_expectations(naive));
-    REQUIRE(naive.setup_error.empty());
-    CHECK_FALSE(naive.passed);
-    REQUIRE_FALSE(naive.failures.empty());
+TEST_CASE("short-send-at-echo-server catches a server that ignores send()'s count", "[scenario][detection]") {
+    const Detection d =
+        detect("scenarios/partial-writes/short-send-at-echo-server.scn", NaivePitfall::ignores_partial_writes);
     // The lost bytes put the client's stream out of step: frames come back
     // wrong or not at all, and the run never completes.
-    CHECK(naive.failures.front().expectation == "expect client frames-verified 300");
-    CHECK(naive.failures.front().happened.find("verified") != std::string::npos);
+    check_caught(d);
+    const harness::ExpectationFailure failure = failure_of(d, "expect client frames-verified 300");
+    CHECK(d.naive.failures.front().expectation == failure.expectation);
+    CHECK(verified(failure.happened) < 300);
 }
 
 TEST_CASE("eintr-on-send-recv-epoll-wait catches a server that treats EINTR as fatal", "[scenario][detection]") {
-    const harness::Scenario scenario = load("scenarios/eintr/eintr-on-send-recv-epoll-wait.scn");
-    const harness::ScenarioReport correct = run_scenario(scenario);
-    INFO(failed_expectations(correct));
-    CHECK(correct.passed);
-
-    const harness::ScenarioReport naive = run_scenario(scenario, with_naive_echo(NaivePitfall::eintr_is_fatal));
-    INFO(failed_expectations(naive));
-    REQUIRE(naive.setup_error.empty());
-    CHECK_FALSE(naive.passed);
+    const Detection d = detect("scenarios/eintr/eintr-on-send-recv-epoll-wait.scn", NaivePitfall::eintr_is_fatal);
     // The server closes healthy connections: the client's end early.
-    const std::string failures = failed_expectations(naive);
-    CHECK(failures.find("expect client no-errors -> ") != std::string::npos);
-    CHECK(failures.find("ended after") != std::string::npos);
+    check_caught(d);
+    const harness::ExpectationFailure failure = failure_of(d, "expect client no-errors");
+    CHECK(contains(failure.happened, "ended after"));
 }
 
 }  // namespace eagain::scenarios
