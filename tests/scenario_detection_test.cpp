@@ -126,4 +126,62 @@ TEST_CASE("eintr-on-send-recv-epoll-wait catches a server that treats EINTR as f
     CHECK(contains(failure.happened, "ended after"));
 }
 
+TEST_CASE("eagain-keeps-the-remainder catches a server that drops its output on EAGAIN", "[scenario][detection]") {
+    const Detection d = detect("scenarios/eagain/eagain-keeps-the-remainder.scn", NaivePitfall::drops_data_on_eagain);
+    // The echoes the server threw away never come: the client waits for
+    // them until the deadline.
+    check_caught(d);
+    const harness::ExpectationFailure failure = failure_of(d, "expect client frames-verified 400");
+    CHECK(verified(failure.happened) < 400);
+    CHECK(contains(failure_of(d, "expect done-by 5s").happened, "still running at 5s"));
+}
+
+TEST_CASE("edge-triggered-short-reads catches an edge-triggered server that reads once per edge",
+          "[scenario][detection]") {
+    const Detection d = detect("scenarios/epoll/edge-triggered-short-reads.scn", NaivePitfall::et_reads_once);
+    // The bytes left behind get no edge: the last frames never come back.
+    check_caught(d);
+    const harness::ExpectationFailure failure = failure_of(d, "expect client frames-verified 500");
+    CHECK(verified(failure.happened) < 500);
+    CHECK(contains(failure_of(d, "expect done-by 5s").happened, "still running at 5s"));
+}
+
+TEST_CASE(
+    "edge-triggered-short-reads does not catch a server that stops at a short read: FaultySys repays every "
+    "injected short read with an edge",
+    "[scenario][detection]") {
+    // A blind spot, pinned so that it is known (and so that this test says
+    // so if FaultySys stops repaying short reads). The naive loop
+    //     for (;;) { n = recv(fd, buf, sizeof buf, 0); ...; if (n < sizeof buf) break; }
+    // stops only at a short read. In the simulation a read is short either
+    // because the socket is empty, which is right, or because FaultySys
+    // injected it, and then FaultySys owes, and delivers, an EPOLLIN edge.
+    // On Linux a short TCP read means the receive queue was empty at that
+    // moment (urgent data aside), and later data brings its own edge.
+    const Detection d = detect("scenarios/epoll/edge-triggered-short-reads.scn", NaivePitfall::et_stops_on_short_read);
+    check_passes(d.correct, "built-in app");
+    check_passes(d.careful, "careful naive app");
+    check_passes(d.naive, "naive app");
+    CHECK(d.naive.faults_injected > 0);
+}
+
+TEST_CASE("oneshot-rearm catches a server that never re-arms EPOLLONESHOT", "[scenario][detection]") {
+    const Detection d = detect("scenarios/epoll/oneshot-rearm.scn", NaivePitfall::oneshot_not_rearmed);
+    // The first event is served; the registration stays disarmed and the
+    // connection hangs with the client's frames queued.
+    check_caught(d);
+    const harness::ExpectationFailure failure = failure_of(d, "expect client frames-verified 300");
+    CHECK(verified(failure.happened) < 300);
+    CHECK(contains(failure_of(d, "expect done-by 5s").happened, "still running at 5s"));
+}
+
+TEST_CASE("oversized-frame catches a server that trusts the length field", "[scenario][detection]") {
+    const Detection d = detect("scenarios/framing/oversized-frame.scn", NaivePitfall::trusts_length_field);
+    // Frames twice the limit are buffered and echoed: the client gets all
+    // of them back and closes on its own, where it should have been cut off.
+    check_caught(d);
+    CHECK(failure_of(d, "expect client frames-verified 0").happened == "5 verified, 0 wrong");
+    CHECK(failure_of(d, "expect client error peer_closed").happened == "connections ended with: local_close");
+}
+
 }  // namespace eagain::scenarios
