@@ -165,6 +165,30 @@ TEST_CASE(
     CHECK(d.naive.faults_injected > 0);
 }
 
+TEST_CASE("client-closes-first catches a level-triggered server that ignores recv 0: it spins",
+          "[scenario][detection]") {
+    const Detection d = detect("scenarios/half-close/client-closes-first.scn", NaivePitfall::ignores_recv_zero);
+    // The finished stream stays readable: every poll reports it, the server
+    // reads 0 again, and time never moves on.
+    check_caught(d);
+    const harness::ExpectationFailure failure = failure_of(d, "expect no-fd-leak");
+    CHECK(contains(failure.happened, "livelock"));
+    CHECK(d.naive.failures.front().expectation == "(the run)");
+    CHECK(contains(d.naive.failures.front().happened, "livelock"));
+}
+
+TEST_CASE("client-closes-first-edge-triggered catches an edge-triggered server that ignores recv 0: it leaks",
+          "[scenario][detection]") {
+    const Detection d =
+        detect("scenarios/half-close/client-closes-first-edge-triggered.scn", NaivePitfall::ignores_recv_zero);
+    // 5 descriptors before the clients (stdio, epoll, listener), and one for
+    // each of the 4 connections left in CLOSE_WAIT.
+    check_caught(d);
+    const harness::ExpectationFailure failure = failure_of(d, "expect no-fd-leak");
+    CHECK(failure.expected == "server holds 5 descriptors, as before the clients");
+    CHECK(failure.happened == "server holds 9");
+}
+
 TEST_CASE("oneshot-rearm catches a server that never re-arms EPOLLONESHOT", "[scenario][detection]") {
     const Detection d = detect("scenarios/epoll/oneshot-rearm.scn", NaivePitfall::oneshot_not_rearmed);
     // The first event is served; the registration stays disarmed and the
@@ -182,6 +206,14 @@ TEST_CASE("oversized-frame catches a server that trusts the length field", "[sce
     check_caught(d);
     CHECK(failure_of(d, "expect client frames-verified 0").happened == "5 verified, 0 wrong");
     CHECK(failure_of(d, "expect client error peer_closed").happened == "connections ended with: local_close");
+}
+
+TEST_CASE("client-gone-while-server-writes catches a server that sends without MSG_NOSIGNAL", "[scenario][detection]") {
+    const Detection d =
+        detect("scenarios/rst/client-gone-while-server-writes.scn", NaivePitfall::sends_without_nosignal);
+    check_caught(d);
+    const harness::ExpectationFailure failure = failure_of(d, "expect no-sigpipe");
+    CHECK(contains(failure.happened, "server: 1 sends without MSG_NOSIGNAL hit EPIPE"));
 }
 
 }  // namespace eagain::scenarios
