@@ -2,11 +2,12 @@
 // scenario runs three times: with the built-in apps (it passes), with a
 // naive app written the seeds' way but carefully (it passes too, so the
 // naive code as such is not what fails), and with that naive app carrying
-// one pitfall (tests/scenarios/naive_echo_server.h): then
+// one pitfall (tests/scenarios/naive_echo_server.h, naive_client.h): then
 // it fails, and the failure names the expectation that caught it and the
 // symptom, not just "failed".
 #include "harness/runner.h"
 #include "harness/scenario.h"
+#include "tests/scenarios/naive_client.h"
 #include "tests/scenarios/naive_echo_server.h"
 
 #include <catch2/catch.hpp>
@@ -60,6 +61,10 @@ Detection detect(const std::string& file, const std::string& kind, const harness
 
 Detection detect(const std::string& file, NaivePitfall pitfall) {
     return detect(file, "frame-echo", naive_echo(NaivePitfall::none), naive_echo(pitfall));
+}
+
+Detection detect(const std::string& file, NaiveClientPitfall pitfall) {
+    return detect(file, "frame-client", naive_frame_client(NaiveClientPitfall::none), naive_frame_client(pitfall));
 }
 
 void check_passes(const harness::ScenarioReport& report, std::string_view who) {
@@ -214,6 +219,38 @@ TEST_CASE("client-gone-while-server-writes catches a server that sends without M
     check_caught(d);
     const harness::ExpectationFailure failure = failure_of(d, "expect no-sigpipe");
     CHECK(contains(failure.happened, "server: 1 sends without MSG_NOSIGNAL hit EPIPE"));
+}
+
+// ---------------------------------------------------------------------------
+// Clients in frame-client's place
+
+TEST_CASE("refused catches a client that skips SO_ERROR after EINPROGRESS", "[scenario][detection]") {
+    const Detection d = detect("scenarios/connect/refused.scn", NaiveClientPitfall::skips_so_error);
+    // Writability taken for "connected": the refusal surfaces from the
+    // first send as an I/O error on an established connection, not as a
+    // failed connect.
+    check_caught(d);
+    const harness::ExpectationFailure failure = failure_of(d, "expect client error connect_failed");
+    CHECK(failure.happened == "connections ended with: ECONNREFUSED, io_error");
+}
+
+TEST_CASE("timed-out catches a client with no connect timeout of its own", "[scenario][detection]") {
+    const Detection d = detect("scenarios/connect/timed-out.scn", NaiveClientPitfall::no_connect_timeout);
+    // The kernel retries the SYN for ~127 s; at 11 s the client is still
+    // waiting, and nothing has ended.
+    check_caught(d);
+    CHECK(failure_of(d, "expect client error ETIMEDOUT").happened == "no connection ended");
+    CHECK(contains(failure_of(d, "expect done-by 11s").happened, "still running at 11s"));
+}
+
+TEST_CASE("eintr-on-connect catches a client that treats EINTR from connect() as failure", "[scenario][detection]") {
+    const Detection d = detect("scenarios/eintr/eintr-on-connect.scn", NaiveClientPitfall::eintr_connect_is_failure);
+    // Every connection gives up on an attempt that was still going on.
+    check_caught(d);
+    const harness::ExpectationFailure failure = failure_of(d, "expect client no-errors");
+    CHECK(contains(failure.happened, "4 errors"));
+    CHECK(contains(failure.happened, "connect_failed (EINTR)"));
+    CHECK(verified(failure_of(d, "expect client frames-verified 40").happened) == 0);
 }
 
 }  // namespace eagain::scenarios
