@@ -367,7 +367,7 @@ TEST_CASE("edge-triggered byte-echo-drains-to-eagain catches an echo that reads 
 
     ScenarioRunOptions naive;
     naive.apps["byte-echo"] = [](const AppContext& context) {
-        return std::make_unique<scenarios::NaiveEchoServer>(context, scenarios::NaivePitfall::one_read_per_edge);
+        return std::make_unique<scenarios::NaiveEchoServer>(context, scenarios::NaivePitfall::et_reads_once);
     };
     const ScenarioReport stalled = run_scenario(scenario, naive);
     INFO(failures_text(stalled));

@@ -1,16 +1,22 @@
-// Proof that the scenarios catch the bugs they say they guard against: each
-// runs against the correct app and passes, then against a deliberately
-// buggy one written the seeds' way (tests/scenarios/naive_echo_server.h)
-// and fails, with the failure explained in terms of the pitfall.
+// Proof that the scenarios catch the bugs they say they guard against. Each
+// scenario runs three times: with the built-in apps (it passes), with a
+// naive app written the seeds' way but carefully (it passes too, so the
+// naive code as such is not what fails), and with that naive app carrying
+// one pitfall (tests/scenarios/naive_echo_server.h, naive_client.h): then
+// it fails, and the failure names the expectation that caught it and the
+// symptom, not just "failed".
 #include "harness/runner.h"
 #include "harness/scenario.h"
+#include "tests/scenarios/naive_client.h"
 #include "tests/scenarios/naive_echo_server.h"
 
 #include <catch2/catch.hpp>
 
+#include <charconv>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <string_view>
 
 namespace eagain::scenarios {
 namespace {
@@ -27,54 +33,224 @@ harness::Scenario load(const std::string& relative) {
     return std::move(parsed.scenario);
 }
 
-harness::ScenarioRunOptions with_naive_echo(NaivePitfall pitfall) {
-    harness::ScenarioRunOptions options;
-    options.apps["frame-echo"] = [pitfall](const harness::AppContext& context) {
-        return std::make_unique<NaiveEchoServer>(context, pitfall);
-    };
-    return options;
-}
-
 std::string failed_expectations(const harness::ScenarioReport& report) {
-    std::string text;
+    std::string text = report.setup_error;
     for (const harness::ExpectationFailure& failure : report.failures)
         text += failure.expectation + " -> " + failure.happened + "\n";
     return text;
 }
 
+struct Detection {
+    harness::ScenarioReport correct;  // the built-in apps
+    harness::ScenarioReport careful;  // the naive app without a pitfall
+    harness::ScenarioReport naive;    // the naive app with its pitfall
+};
+
+Detection detect(const std::string& file, const std::string& kind, const harness::AppFactory& careful,
+                 const harness::AppFactory& naive) {
+    const harness::Scenario scenario = load(file);
+    Detection d;
+    d.correct = run_scenario(scenario);
+    harness::ScenarioRunOptions options;
+    options.apps[kind] = careful;
+    d.careful = run_scenario(scenario, options);
+    options.apps[kind] = naive;
+    d.naive = run_scenario(scenario, options);
+    return d;
+}
+
+Detection detect(const std::string& file, NaivePitfall pitfall) {
+    return detect(file, "frame-echo", naive_echo(NaivePitfall::none), naive_echo(pitfall));
+}
+
+Detection detect(const std::string& file, NaiveClientPitfall pitfall) {
+    return detect(file, "frame-client", naive_frame_client(NaiveClientPitfall::none), naive_frame_client(pitfall));
+}
+
+void check_passes(const harness::ScenarioReport& report, std::string_view who) {
+    INFO(std::string(who) + ": " + failed_expectations(report));
+    REQUIRE(report.setup_error.empty());
+    CHECK(report.passed);
+}
+
+// The scenario passes with the built-in and the careful naive app and
+// fails with the naive one.
+void check_caught(const Detection& d) {
+    check_passes(d.correct, "built-in app");
+    check_passes(d.careful, "careful naive app");
+    INFO("naive app: " + failed_expectations(d.naive));
+    REQUIRE(d.naive.setup_error.empty());
+    CHECK_FALSE(d.naive.passed);
+}
+
+// The naive run's failure of `expectation` (the statement as written).
+harness::ExpectationFailure failure_of(const Detection& d, std::string_view expectation) {
+    for (const harness::ExpectationFailure& failure : d.naive.failures) {
+        if (failure.expectation == expectation)
+            return failure;
+    }
+    INFO("naive app: " + failed_expectations(d.naive));
+    FAIL("no failure of " << expectation);
+    return {};
+}
+
+// N from "N verified, M wrong...".
+std::uint64_t verified(const std::string& happened) {
+    std::uint64_t n = 0;
+    const auto [end, error] = std::from_chars(happened.data(), happened.data() + happened.size(), n);
+    REQUIRE(error == std::errc{});
+    REQUIRE(std::string_view(end, happened.data() + happened.size()).starts_with(" verified, "));
+    return n;
+}
+
+bool contains(const std::string& text, std::string_view part) {
+    return text.find(part) != std::string::npos;
+}
+
 }  // namespace
 
-TEST_CASE("short-send-at-echo-server catches a server that ignores send()'s count", "[scenario][detection]") {
-    const harness::Scenario scenario = load("scenarios/partial-writes/short-send-at-echo-server.scn");
-    const harness::ScenarioReport correct = run_scenario(scenario);
-    INFO(failed_expectations(correct));
-    CHECK(correct.passed);
+// ---------------------------------------------------------------------------
+// Servers in frame-echo's place
 
-    const harness::ScenarioReport naive = run_scenario(scenario, with_naive_echo(NaivePitfall::ignores_partial_writes));
-    INFO(failed_expectations(naive));
-    REQUIRE(naive.setup_error.empty());
-    CHECK_FALSE(naive.passed);
-    REQUIRE_FALSE(naive.failures.empty());
+TEST_CASE("short-send-at-echo-server catches a server that ignores send()'s count", "[scenario][detection]") {
+    const Detection d =
+        detect("scenarios/partial-writes/short-send-at-echo-server.scn", NaivePitfall::ignores_partial_writes);
     // The lost bytes put the client's stream out of step: frames come back
     // wrong or not at all, and the run never completes.
-    CHECK(naive.failures.front().expectation == "expect client frames-verified 300");
-    CHECK(naive.failures.front().happened.find("verified") != std::string::npos);
+    check_caught(d);
+    const harness::ExpectationFailure failure = failure_of(d, "expect client frames-verified 300");
+    CHECK(d.naive.failures.front().expectation == failure.expectation);
+    CHECK(verified(failure.happened) < 300);
 }
 
 TEST_CASE("eintr-on-send-recv-epoll-wait catches a server that treats EINTR as fatal", "[scenario][detection]") {
-    const harness::Scenario scenario = load("scenarios/eintr/eintr-on-send-recv-epoll-wait.scn");
-    const harness::ScenarioReport correct = run_scenario(scenario);
-    INFO(failed_expectations(correct));
-    CHECK(correct.passed);
-
-    const harness::ScenarioReport naive = run_scenario(scenario, with_naive_echo(NaivePitfall::eintr_is_fatal));
-    INFO(failed_expectations(naive));
-    REQUIRE(naive.setup_error.empty());
-    CHECK_FALSE(naive.passed);
+    const Detection d = detect("scenarios/eintr/eintr-on-send-recv-epoll-wait.scn", NaivePitfall::eintr_is_fatal);
     // The server closes healthy connections: the client's end early.
-    const std::string failures = failed_expectations(naive);
-    CHECK(failures.find("expect client no-errors -> ") != std::string::npos);
-    CHECK(failures.find("ended after") != std::string::npos);
+    check_caught(d);
+    const harness::ExpectationFailure failure = failure_of(d, "expect client no-errors");
+    CHECK(contains(failure.happened, "ended after"));
+}
+
+TEST_CASE("eagain-keeps-the-remainder catches a server that drops its output on EAGAIN", "[scenario][detection]") {
+    const Detection d = detect("scenarios/eagain/eagain-keeps-the-remainder.scn", NaivePitfall::drops_data_on_eagain);
+    // The echoes the server threw away never come: the client waits for
+    // them until the deadline.
+    check_caught(d);
+    const harness::ExpectationFailure failure = failure_of(d, "expect client frames-verified 400");
+    CHECK(verified(failure.happened) < 400);
+    CHECK(contains(failure_of(d, "expect done-by 5s").happened, "still running at 5s"));
+}
+
+TEST_CASE("edge-triggered-short-reads catches an edge-triggered server that reads once per edge",
+          "[scenario][detection]") {
+    const Detection d = detect("scenarios/epoll/edge-triggered-short-reads.scn", NaivePitfall::et_reads_once);
+    // The bytes left behind get no edge: the last frames never come back.
+    check_caught(d);
+    const harness::ExpectationFailure failure = failure_of(d, "expect client frames-verified 500");
+    CHECK(verified(failure.happened) < 500);
+    CHECK(contains(failure_of(d, "expect done-by 5s").happened, "still running at 5s"));
+}
+
+TEST_CASE(
+    "edge-triggered-short-reads does not catch a server that stops at a short read: FaultySys repays every "
+    "injected short read with an edge",
+    "[scenario][detection]") {
+    // A blind spot, pinned so that it is known (and so that this test says
+    // so if FaultySys stops repaying short reads). The naive loop
+    //     for (;;) { n = recv(fd, buf, sizeof buf, 0); ...; if (n < sizeof buf) break; }
+    // stops only at a short read. In the simulation a read is short either
+    // because the socket is empty, which is right, or because FaultySys
+    // injected it, and then FaultySys owes, and delivers, an EPOLLIN edge.
+    // On Linux a short TCP read means the receive queue was empty at that
+    // moment (urgent data aside), and later data brings its own edge.
+    const Detection d = detect("scenarios/epoll/edge-triggered-short-reads.scn", NaivePitfall::et_stops_on_short_read);
+    check_passes(d.correct, "built-in app");
+    check_passes(d.careful, "careful naive app");
+    check_passes(d.naive, "naive app");
+    CHECK(d.naive.faults_injected > 0);
+}
+
+TEST_CASE("client-closes-first catches a level-triggered server that ignores recv 0: it spins",
+          "[scenario][detection]") {
+    const Detection d = detect("scenarios/half-close/client-closes-first.scn", NaivePitfall::ignores_recv_zero);
+    // The finished stream stays readable: every poll reports it, the server
+    // reads 0 again, and time never moves on.
+    check_caught(d);
+    const harness::ExpectationFailure failure = failure_of(d, "expect no-fd-leak");
+    CHECK(contains(failure.happened, "livelock"));
+    CHECK(d.naive.failures.front().expectation == "(the run)");
+    CHECK(contains(d.naive.failures.front().happened, "livelock"));
+}
+
+TEST_CASE("client-closes-first-edge-triggered catches an edge-triggered server that ignores recv 0: it leaks",
+          "[scenario][detection]") {
+    const Detection d =
+        detect("scenarios/half-close/client-closes-first-edge-triggered.scn", NaivePitfall::ignores_recv_zero);
+    // 5 descriptors before the clients (stdio, epoll, listener), and one for
+    // each of the 4 connections left in CLOSE_WAIT.
+    check_caught(d);
+    const harness::ExpectationFailure failure = failure_of(d, "expect no-fd-leak");
+    CHECK(failure.expected == "server holds 5 descriptors, as before the clients");
+    CHECK(failure.happened == "server holds 9");
+}
+
+TEST_CASE("oneshot-rearm catches a server that never re-arms EPOLLONESHOT", "[scenario][detection]") {
+    const Detection d = detect("scenarios/epoll/oneshot-rearm.scn", NaivePitfall::oneshot_not_rearmed);
+    // The first event is served; the registration stays disarmed and the
+    // connection hangs with the client's frames queued.
+    check_caught(d);
+    const harness::ExpectationFailure failure = failure_of(d, "expect client frames-verified 300");
+    CHECK(verified(failure.happened) < 300);
+    CHECK(contains(failure_of(d, "expect done-by 5s").happened, "still running at 5s"));
+}
+
+TEST_CASE("oversized-frame catches a server that trusts the length field", "[scenario][detection]") {
+    const Detection d = detect("scenarios/framing/oversized-frame.scn", NaivePitfall::trusts_length_field);
+    // Frames twice the limit are buffered and echoed: the client gets all
+    // of them back and closes on its own, where it should have been cut off.
+    check_caught(d);
+    CHECK(failure_of(d, "expect client frames-verified 0").happened == "5 verified, 0 wrong");
+    CHECK(failure_of(d, "expect client error peer_closed").happened == "connections ended with: local_close");
+}
+
+TEST_CASE("client-gone-while-server-writes catches a server that sends without MSG_NOSIGNAL", "[scenario][detection]") {
+    const Detection d =
+        detect("scenarios/rst/client-gone-while-server-writes.scn", NaivePitfall::sends_without_nosignal);
+    check_caught(d);
+    const harness::ExpectationFailure failure = failure_of(d, "expect no-sigpipe");
+    CHECK(contains(failure.happened, "server: 1 sends without MSG_NOSIGNAL hit EPIPE"));
+}
+
+// ---------------------------------------------------------------------------
+// Clients in frame-client's place
+
+TEST_CASE("refused catches a client that skips SO_ERROR after EINPROGRESS", "[scenario][detection]") {
+    const Detection d = detect("scenarios/connect/refused.scn", NaiveClientPitfall::skips_so_error);
+    // Writability taken for "connected": the refusal surfaces from the
+    // first send as an I/O error on an established connection, not as a
+    // failed connect.
+    check_caught(d);
+    const harness::ExpectationFailure failure = failure_of(d, "expect client error connect_failed");
+    CHECK(failure.happened == "connections ended with: ECONNREFUSED, io_error");
+}
+
+TEST_CASE("timed-out catches a client with no connect timeout of its own", "[scenario][detection]") {
+    const Detection d = detect("scenarios/connect/timed-out.scn", NaiveClientPitfall::no_connect_timeout);
+    // The kernel retries the SYN for ~127 s; at 11 s the client is still
+    // waiting, and nothing has ended.
+    check_caught(d);
+    CHECK(failure_of(d, "expect client error ETIMEDOUT").happened == "no connection ended");
+    CHECK(contains(failure_of(d, "expect done-by 11s").happened, "still running at 11s"));
+}
+
+TEST_CASE("eintr-on-connect catches a client that treats EINTR from connect() as failure", "[scenario][detection]") {
+    const Detection d = detect("scenarios/eintr/eintr-on-connect.scn", NaiveClientPitfall::eintr_connect_is_failure);
+    // Every connection gives up on an attempt that was still going on.
+    check_caught(d);
+    const harness::ExpectationFailure failure = failure_of(d, "expect client no-errors");
+    CHECK(contains(failure.happened, "4 errors"));
+    CHECK(contains(failure.happened, "connect_failed (EINTR)"));
+    CHECK(verified(failure_of(d, "expect client frames-verified 40").happened) == 0);
 }
 
 }  // namespace eagain::scenarios

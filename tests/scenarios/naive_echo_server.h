@@ -1,142 +1,104 @@
-// A byte echo server written the way the seed programs write one, with one
-// pitfall each, WRONG ON PURPOSE. Registered in place of frame-echo or
-// byte-echo for tests only (ScenarioRunOptions::apps), to show that a
-// scenario catches the bug its opening comment names. Apart from its
-// pitfall each variant is careful: it reads to EAGAIN where it should,
-// closes on recv 0, and never leaks an fd, so a failure is the pitfall's
-// and nothing else's.
+// A frame echo server written the way the seed programs write one, with one
+// pitfall each, WRONG ON PURPOSE. Registered in place of frame-echo for
+// tests only (ScenarioRunOptions::apps, through naive_echo()), to show that a
+// scenario catches the bug its opening comment names.
+//
+// It is the plain C server: a listening socket, one epoll registration per
+// connection, `char buf[4096]` per recv, an input buffer cut into frames by
+// the header's body_len (core/frame.h's default protocol), and an output
+// buffer echoed back. NaivePitfall::none is that server written carefully:
+// reads to EAGAIN under EPOLLET and one recv per event otherwise, retries
+// EINTR, keeps what send() did not take and waits for EPOLLOUT, sends with
+// MSG_NOSIGNAL, re-arms EPOLLONESHOT, refuses a frame over max-frame
+// (shutdown, then discard until the peer closes, so the peer sees a FIN, not
+// an RST), and on recv 0 finishes sending what it owes, then closes. It
+// passes every scenario its tests run it in; every other variant is that
+// code with ONE line changed (each commented with the C it models), so a
+// failure is the pitfall's and nothing else's.
+//
+// Honours the frame-echo options `port`, `trigger level|edge|oneshot` and
+// `max-frame`. Deterministic, and bounded: every loop has a cap (the test
+// harness's, not the variant's), so a variant that would spin in a real
+// program shows as a livelock or a stall in the simulation, never a hang.
 #pragma once
 
 #include "core/reactor.h"
-#include "harness/runner.h"
-#include "tests/pitfalls/naive_io.h"
+#include "harness/app.h"
 
-#include <sys/epoll.h>
-
-#include <array>
+#include <cstdint>
 #include <map>
 #include <memory>
+#include <string_view>
+#include <vector>
 
 namespace eagain::scenarios {
 
 enum class NaivePitfall : std::uint8_t {
+    none,                    // the careful server
     ignores_partial_writes,  // send once, never look at the count
     eintr_is_fatal,          // EINTR on recv or send closes the connection
-    one_read_per_edge,       // edge-triggered, yet one recv per wake-up, as if level-triggered
+    drops_data_on_eagain,    // send() says EAGAIN: the rest of the output is thrown away
+    et_stops_on_short_read,  // EPOLLET: stops reading when recv returns less than asked
+    et_reads_once,           // EPOLLET: one recv per edge, as under level triggering
+    ignores_recv_zero,       // recv returns 0: nothing happens, the fd stays open
+    oneshot_not_rearmed,     // EPOLLONESHOT: no EPOLL_CTL_MOD after an event
+    trusts_length_field,     // waits for whatever body_len says: no max-frame check
+    sends_without_nosignal,  // send(fd, buf, n, 0): EPIPE raises SIGPIPE
 };
+std::string_view to_string(NaivePitfall pitfall) noexcept;
 
 class NaiveEchoServer final : public harness::App, private Reactor::Handler {
 public:
-    NaiveEchoServer(const harness::AppContext& context, NaivePitfall pitfall)
-        : reactor_(context.reactor), address_(context.address), pitfall_(pitfall) {}
-    ~NaiveEchoServer() override { stop(); }
+    NaiveEchoServer(const harness::AppContext& context, NaivePitfall pitfall);
+    ~NaiveEchoServer() override;
+    NaiveEchoServer(const NaiveEchoServer&) = delete;
+    NaiveEchoServer& operator=(const NaiveEchoServer&) = delete;
 
-    VoidResult start() override {
-        Sys& sys = reactor_.sys();
-        const FdResult fd = sys.socket(address_.family(), SOCK_STREAM | SOCK_NONBLOCK, 0);
-        if (!fd.ok())
-            return VoidResult::failure(fd.error);
-        listener_ = fd.value;
-        for (const VoidResult step :
-             {sys.bind(listener_, address_), sys.listen(listener_, 128), reactor_.add(listener_, EPOLLIN, *this)}) {
-            if (!step.ok())
-                return step;
-        }
-        return VoidResult::success({});
-    }
-
-    void stop() override {
-        for (auto& [fd, connection] : connections_)
-            close_connection(fd);
-        connections_.clear();
-        if (listener_ >= 0) {
-            (void)reactor_.remove(listener_);
-            (void)reactor_.sys().close(listener_);
-            listener_ = -1;
-        }
-    }
-
+    VoidResult start() override;
+    void stop() override;
     bool done() const override { return true; }
     void act(std::string_view /*action*/) override {}
     harness::AppObservations observations() const override { return {}; }
 
 private:
+    enum class Trigger : std::uint8_t { level, edge, oneshot };
+
     struct Connection final : Reactor::Handler {
         NaiveEchoServer* server = nullptr;
         int fd = -1;
-        void on_ready(std::uint32_t /*events*/) override { server->echo(fd); }
+        std::uint32_t interest = 0;        // as registered
+        std::vector<std::uint8_t> input;   // received, not yet a whole frame
+        std::vector<std::uint8_t> output;  // echoed, not yet sent
+        bool peer_finished = false;        // recv returned 0: send what is owed, then close
+        bool refused = false;              // a frame over the limit: shut down, discard until the peer closes
+        void on_ready(std::uint32_t events) override { server->serve(*this, events); }
     };
 
     // The listener.
-    void on_ready(std::uint32_t /*events*/) override {
-        for (int i = 0; i < 64; ++i) {
-            const FdResult accepted = reactor_.sys().accept4(listener_, nullptr, SOCK_NONBLOCK);
-            if (!accepted.ok())
-                return;
-            auto connection = std::make_unique<Connection>();
-            connection->server = this;
-            connection->fd = accepted.value;
-            const std::uint32_t edge = pitfall_ == NaivePitfall::one_read_per_edge ? EPOLLET : 0U;
-            (void)reactor_.add(accepted.value, EPOLLIN | edge, *connection);
-            connections_[accepted.value] = std::move(connection);
-        }
-    }
-
-    void echo(int fd) {
-        Sys& sys = reactor_.sys();
-        std::array<std::uint8_t, 4096> chunk{};
-        const SizeResult n = sys.recv(fd, chunk, 0);
-        if (!n.ok()) {
-            // Level-triggered, epoll says so again. (one_read_per_edge: an
-            // edge-triggered socket says nothing more about bytes left behind.)
-            if (would_block(n.error) || (n.error == EINTR && pitfall_ != NaivePitfall::eintr_is_fatal))
-                return;
-            finish(fd);
-            return;
-        }
-        if (n.value == 0) {
-            finish(fd);
-            return;
-        }
-        const std::span<const std::uint8_t> bytes(chunk.data(), n.value);
-        if (pitfall_ == NaivePitfall::ignores_partial_writes) {
-            pitfalls::naive_send_ignoring_count(sys, fd, bytes);
-            return;
-        }
-        // eintr_is_fatal: partial writes are continued, but any error but
-        // EAGAIN ends the connection, EINTR included:
-        //     if (n < 0) { if (errno == EAGAIN) return; perror("send"); close(fd); }
-        // (EAGAIN drops the rest too, a second pitfall its scenario leaves alone.)
-        // one_read_per_edge sends the same way but retries EINTR; its
-        // scenario keeps little in flight, so its sends never meet EAGAIN.
-        std::size_t sent = 0;
-        for (int call = 0; call < 1000 && sent < bytes.size(); ++call) {
-            const SizeResult r = sys.send(fd, bytes.subspan(sent), MSG_NOSIGNAL);
-            if (!r.ok() && r.error == EINTR && pitfall_ == NaivePitfall::one_read_per_edge)
-                continue;
-            if (!r.ok()) {
-                if (!would_block(r.error))
-                    finish(fd);
-                return;
-            }
-            sent += r.value;
-        }
-    }
-
-    void finish(int fd) {
-        close_connection(fd);
-        connections_.erase(fd);
-    }
-    void close_connection(int fd) {
-        (void)reactor_.remove(fd);
-        (void)reactor_.sys().close(fd);
-    }
+    void on_ready(std::uint32_t events) override;
+    // One event on a connection. Every path that closes it returns at once:
+    // closing destroys the Connection.
+    void serve(Connection& c, std::uint32_t events);
+    // false: the connection was closed.
+    bool read(Connection& c);
+    bool flush(Connection& c);
+    bool discard(Connection& c);
+    void take_frames(Connection& c);
+    void refuse(Connection& c);
+    void update_interest(Connection& c);
+    std::uint32_t wanted_interest(const Connection& c) const;
+    void close_connection(Connection& c);
 
     Reactor& reactor_;
     SockAddr address_;
     NaivePitfall pitfall_;
+    Trigger trigger_ = Trigger::level;
+    std::uint64_t max_frame_bytes_ = 0;
     int listener_ = -1;
     std::map<int, std::unique_ptr<Connection>> connections_;
 };
+
+// A factory for ScenarioRunOptions::apps["frame-echo"].
+harness::AppFactory naive_echo(NaivePitfall pitfall);
 
 }  // namespace eagain::scenarios
