@@ -77,7 +77,6 @@ bool leaves_readiness(FaultKind fault) noexcept {
     return false;
 }
 
-
 std::vector<iovec> trimmed(std::span<const iovec> buffers, std::size_t limit_bytes) {
     std::vector<iovec> out;
     std::size_t left = limit_bytes;
@@ -425,7 +424,13 @@ SizeResult FaultySys::transfer_call(SysCall call, int fd, std::size_t length_byt
         // A cut at an offset that the inner call did not reach stays pending.
         if (result.ok() && (!chosen->at_offset || result.value == chosen->limit_bytes)) {
             record(*chosen, call, fd, length_bytes);
-            owe(fd, direction);
+            // A short write owes EPOLLOUT: on Linux a short send means the
+            // buffer is full, and a writer rightly waits for EPOLLOUT. A
+            // short read owes nothing: "a short read means the socket is
+            // empty" is the edge-triggered pitfall this fault exists to
+            // expose; a reader that drains to EAGAIN reads the rest anyway.
+            if (sending)
+                owe(fd, direction);
         }
         return result;
     }

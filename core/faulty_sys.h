@@ -36,8 +36,13 @@
 //     close on them, as it must after a real reset.
 //
 // Readiness: an injected fault that leaves readiness unconsumed (EAGAIN,
-// EINTR, short transfers; EMFILE and ECONNABORTED on accept4) owes an edge: EPOLLIN for recv/readv/accept4,
-// EPOLLOUT for send/writev. FaultySys watches epoll_ctl, and the next
+// EINTR, short writes; EMFILE and ECONNABORTED on accept4) owes an edge:
+// EPOLLIN for recv/readv/accept4, EPOLLOUT for send/writev. A short READ
+// owes nothing, on purpose: an edge-triggered reader must drain to EAGAIN,
+// and one that stops at a short read ("less than I asked for, so it is
+// empty") is the pitfall the fault is there to expose — it stalls until
+// the peer sends again. (A short write does owe EPOLLOUT: on Linux it means
+// the send buffer is full, and waiting for EPOLLOUT is then right.) FaultySys watches epoll_ctl, and the next
 // epoll_wait on an epoll fd where that fd is registered for that direction
 // (and armed, for EPOLLONESHOT) reports it with the registered data, OR-ed
 // into the inner's entry for the same registration or appended if there is

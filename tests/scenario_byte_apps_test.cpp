@@ -344,7 +344,7 @@ expect done-by 10s
     INFO(trigger << ": " << failures_text(report));
     REQUIRE(report.setup_error.empty());
     CHECK(report.passed);
-    CHECK(report.faults_injected >= 100);
+    CHECK(report.faults_injected >= 50);  // every rule fires many times over 2 MiB each way
 
     SECTION("an echo that ignores send()'s count fails the same scenario") {
         ScenarioRunOptions naive;
