@@ -71,8 +71,10 @@ ConnectionTally LoadClient::tally() const {
 
 void LoadClient::close() {
     for (auto& peer : peers_) {
-        if (!peer->ended)
-            peer->driver->close();
+        if (peer->ended)
+            continue;
+        peer->closing = true;
+        peer->driver->close();
     }
 }
 
@@ -96,6 +98,8 @@ std::size_t LoadClient::send_unframed(std::span<const std::uint8_t> bytes) {
 }
 
 void LoadClient::send_more(Peer& peer) {
+    if (peer.closing)
+        return;
     while (peer.next_seq_to_send < peer.quota &&
            peer.next_seq_to_send - peer.next_seq_expected < options_.in_flight_per_connection) {
         const std::uint32_t seq = peer.next_seq_to_send;

@@ -101,6 +101,7 @@ private:
         std::uint32_t next_seq_to_send = 0;
         std::uint32_t next_seq_expected = 0;
         std::vector<Nanos> sent_at;  // ring of in_flight_per_connection send times
+        bool closing = false;        // close() was called: echoes still arriving are checked, nothing more sent
         bool ended = false;
 
         void on_established(ConnectionDriver& /*driver*/) override { client->send_more(*this); }
