@@ -58,7 +58,28 @@ void FrameEchoServer::stop() {
         listener_ = -1;
     }
     // Destroying a driver closes its socket.
+    for (const auto& driver : connections_)
+        tally_.add(driver->connection().stats());
     connections_.clear();
+}
+
+void FrameEchoServer::pause_reading() {
+    reading_paused_ = true;
+    for (const auto& driver : connections_)
+        driver->pause_reading();
+}
+
+void FrameEchoServer::resume_reading() {
+    reading_paused_ = false;
+    for (const auto& driver : connections_)
+        driver->resume_reading();
+}
+
+ConnectionTally FrameEchoServer::tally() const {
+    ConnectionTally all = tally_;
+    for (const auto& driver : connections_)
+        all.add(driver->connection().stats());
+    return all;
 }
 
 void FrameEchoServer::on_ready(std::uint32_t /*events*/) {
@@ -96,6 +117,8 @@ void FrameEchoServer::accept_one_batch() {
                                                          options_.transport, options_.seed + stats_.accepted);
         ConnectionDriver& d = *driver;
         connections_.push_back(std::move(driver));
+        if (reading_paused_)
+            d.pause_reading();  // before the socket: it never reads until resumed
         d.start_accepted(r.value, peer);
     }
 }
@@ -117,8 +140,13 @@ void FrameEchoServer::on_frame(ConnectionDriver& driver, const Frame& frame) {
         ++stats_.frames_echoed;
 }
 
+void FrameEchoServer::on_transition(ConnectionDriver& /*driver*/, const Transition& transition) {
+    tally_.note(transition);
+}
+
 void FrameEchoServer::on_closed(ConnectionDriver& driver, const CloseInfo& info, bool /*reconnecting*/) {
     ++stats_.closed;
+    tally_.note_ending(info);
     if (info.reason == CloseReason::hostile_frame)
         ++stats_.hostile_frames;
     switch (info.reason) {
@@ -145,8 +173,11 @@ void FrameEchoServer::on_closed(ConnectionDriver& driver, const CloseInfo& info,
 
 void FrameEchoServer::sweep_finished() {
     sweep_timer_.reset();
-    std::erase_if(connections_, [](const std::unique_ptr<ConnectionDriver>& d) {
-        return d->connection().state() == ConnectionState::closed;
+    std::erase_if(connections_, [this](const std::unique_ptr<ConnectionDriver>& d) {
+        if (d->connection().state() != ConnectionState::closed)
+            return false;
+        tally_.add(d->connection().stats());
+        return true;
     });
 }
 

@@ -12,8 +12,14 @@
 // skips that connection (it is already gone), and EMFILE/ENFILE/ENOBUFS/
 // ENOMEM pause accepting for accept_pause, since a level-triggered listener
 // would otherwise report the same waiting connection on every poll.
+//
+// Reading can be paused for every connection at once (pause_reading: the
+// peers' sends then meet a zero window), including those accepted while it
+// is paused, until resume_reading. tally() says what the connections did,
+// the ended ones included.
 #pragma once
 
+#include "apps/connection_tally.h"
 #include "core/connection_driver.h"
 #include "core/reactor.h"
 #include "core/sys.h"
@@ -63,13 +69,22 @@ public:
     // Stops accepting and closes every connection at once.
     void stop();
 
+    // Every connection, and every one accepted until resume_reading(),
+    // stops reading from its peer (Connection::pause_reading).
+    void pause_reading();
+    void resume_reading();
+
     std::size_t open_connections() const noexcept { return connections_.size(); }
     const EchoServerStats& stats() const noexcept { return stats_; }
+    // What every connection since open() did: live ones as of now, and the
+    // ended ones (kept as totals, not as connections).
+    ConnectionTally tally() const;
 
 private:
     void on_ready(std::uint32_t events) override;
     void on_frame(ConnectionDriver& driver, const Frame& frame) override;
     void on_closed(ConnectionDriver& driver, const CloseInfo& info, bool reconnecting) override;
+    void on_transition(ConnectionDriver& driver, const Transition& transition) override;
     void accept_one_batch();
     void pause_accepting();
     void sweep_finished();
@@ -85,6 +100,8 @@ private:
     std::optional<Reactor::TimerId> sweep_timer_;
     std::vector<std::unique_ptr<ConnectionDriver>> connections_;  // in accept order
     EchoServerStats stats_;
+    ConnectionTally tally_;  // transitions and endings of all; stats of the freed connections
+    bool reading_paused_ = false;
 };
 
 }  // namespace eagain

@@ -62,7 +62,44 @@ void LoadClient::start() {
     }
 }
 
+ConnectionTally LoadClient::tally() const {
+    ConnectionTally all = tally_;
+    for (const auto& peer : peers_)
+        all.add(peer->driver->connection().stats());
+    return all;
+}
+
+void LoadClient::close() {
+    for (auto& peer : peers_) {
+        if (peer->ended)
+            continue;
+        peer->closing = true;
+        peer->driver->close();
+    }
+}
+
+void LoadClient::pause_reading() {
+    for (auto& peer : peers_)
+        peer->driver->pause_reading();
+}
+
+void LoadClient::resume_reading() {
+    for (auto& peer : peers_)
+        peer->driver->resume_reading();
+}
+
+std::size_t LoadClient::send_unframed(std::span<const std::uint8_t> bytes) {
+    std::size_t sent = 0;
+    for (auto& peer : peers_) {
+        if (!peer->ended && peer->driver->send_unframed(bytes) == SendError::none)
+            ++sent;
+    }
+    return sent;
+}
+
 void LoadClient::send_more(Peer& peer) {
+    if (peer.closing)
+        return;
     while (peer.next_seq_to_send < peer.quota &&
            peer.next_seq_to_send - peer.next_seq_expected < options_.in_flight_per_connection) {
         const std::uint32_t seq = peer.next_seq_to_send;
@@ -130,6 +167,7 @@ void LoadClient::end(Peer& peer, const CloseInfo& info) {
     peer.ended = true;
     ++ended_;
     report_.endings.push_back(info);
+    tally_.note_ending(info);
     if (peer.next_seq_expected != peer.quota) {
         ++report_.errors;
         problem("connection " + std::to_string(peer.index) + ": ended after " + std::to_string(peer.next_seq_expected) +

@@ -7,8 +7,14 @@
 // connection closes gracefully once all its frames came back. Latency is
 // measured per frame from the send call to the echo's arrival, on the Sys
 // clock (virtual time in the simulation).
+//
+// While it runs, its connections can be closed (close), stop and resume
+// reading (pause_reading: the server's echoes then meet a zero window), and
+// be made to send bytes that are not a frame (send_unframed, for a harness
+// playing a misbehaving client). tally() says what the connections did.
 #pragma once
 
+#include "apps/connection_tally.h"
 #include "core/connection_driver.h"
 #include "core/reactor.h"
 
@@ -68,6 +74,19 @@ public:
     // Every connection has ended, one way or another.
     bool done() const noexcept { return ended_ == peers_.size(); }
     const LoadReport& report() const noexcept { return report_; }
+    ConnectionTally tally() const;
+
+    // Graceful close of every connection now (one that has not got all its
+    // frames back then counts as an error, as any early end does).
+    void close();
+    // Every connection stops / resumes reading, whatever its state
+    // (Connection::pause_reading).
+    void pause_reading();
+    void resume_reading();
+    // Misbehaving-peer hook: queues bytes, exactly as given, on every
+    // connection that may send now (ConnectionDriver::send_unframed).
+    // Returns on how many.
+    std::size_t send_unframed(std::span<const std::uint8_t> bytes);
 
     // The body of frame seq on connection index (exposed for tests).
     static void fill_body(std::size_t connection, std::uint32_t seq, std::span<std::uint8_t> body) noexcept;
@@ -82,12 +101,16 @@ private:
         std::uint32_t next_seq_to_send = 0;
         std::uint32_t next_seq_expected = 0;
         std::vector<Nanos> sent_at;  // ring of in_flight_per_connection send times
+        bool closing = false;        // close() was called: echoes still arriving are checked, nothing more sent
         bool ended = false;
 
         void on_established(ConnectionDriver& /*driver*/) override { client->send_more(*this); }
         void on_frame(ConnectionDriver& /*driver*/, const Frame& frame) override { client->verify(*this, frame); }
         void on_closed(ConnectionDriver& /*driver*/, const CloseInfo& info, bool /*reconnecting*/) override {
             client->end(*this, info);
+        }
+        void on_transition(ConnectionDriver& /*driver*/, const Transition& transition) override {
+            client->tally_.note(transition);
         }
     };
 
@@ -102,6 +125,7 @@ private:
     std::vector<std::uint8_t> body_;  // scratch for building and checking bodies
     std::size_t ended_ = 0;
     LoadReport report_;
+    ConnectionTally tally_;  // transitions and endings; stats are added in tally()
 };
 
 }  // namespace eagain

@@ -237,6 +237,12 @@ std::vector<Transition> Connection::transitions() const {
     return out;
 }
 
+const Transition& Connection::transition_at(std::uint64_t n) const noexcept {
+    EAGAIN_ASSERT(n < transition_count_);
+    EAGAIN_ASSERT(transition_count_ - n <= history_capacity);  // still kept
+    return history_[n % history_capacity];
+}
+
 bool Connection::has_socket() const noexcept {
     switch (state_) {
         case ConnectionState::connecting:
@@ -281,8 +287,10 @@ bool Connection::app_may_send() const noexcept {
     return state_ == ConnectionState::established || state_ == ConnectionState::half_closed_remote;
 }
 
+// Not while the app has paused reading: a pong we do not read is no sign of
+// anything.
 bool Connection::dead_peer_watched() const noexcept {
-    return config_.dead_peer_intervals > 0 && reading();
+    return config_.dead_peer_intervals > 0 && reading() && !read_paused_;
 }
 
 Nanos Connection::dead_peer_deadline() const noexcept {
@@ -477,6 +485,21 @@ SendError Connection::send_frame(Nanos now, const DefaultHeader& header, std::sp
     // nothing else the encoder could refuse.
     EAGAIN_ASSERT(error == EncodeError::none);
     ++stats_.frames_queued;
+    note_output_peak();
+    update_backpressure(now);
+    return SendError::none;
+}
+
+SendError Connection::send_unframed(Nanos now, std::span<const std::uint8_t> bytes) {
+    observe(now);
+    if (!app_may_send()) {
+        return SendError::wrong_state;
+    }
+    if (!output_.append(bytes)) {
+        end(now, CloseInfo{CloseReason::output_limit_exceeded, 0, {}});
+        return SendError::output_limit_exceeded;
+    }
+    note_output_peak();
     update_backpressure(now);
     return SendError::none;
 }
@@ -497,6 +520,20 @@ void Connection::close(Nanos now) {
         case ConnectionState::half_closed_local:
         case ConnectionState::closed: return;  // already on its way
     }
+}
+
+void Connection::pause_reading(Nanos now) {
+    observe(now);
+    read_paused_ = true;
+}
+
+void Connection::resume_reading(Nanos now) {
+    observe(now);
+    if (!read_paused_) {
+        return;
+    }
+    read_paused_ = false;
+    alive_since_ = now;  // the peer could not be heard while paused
 }
 
 // ---------------------------------------------------------------------------
@@ -684,6 +721,7 @@ bool Connection::queue_heartbeat(Nanos now, std::uint32_t seq, std::uint32_t kin
         return false;
     }
     EAGAIN_ASSERT(error == EncodeError::none);
+    note_output_peak();
     update_backpressure(now);
     return true;
 }
@@ -718,6 +756,10 @@ void Connection::update_backpressure(Nanos now) {
     }
 }
 
+void Connection::note_output_peak() noexcept {
+    stats_.max_output_bytes = std::max<std::uint64_t>(stats_.max_output_bytes, output_.size());
+}
+
 std::span<const std::uint8_t> Connection::pending_output() const noexcept {
     if (!sending()) {
         return {};
@@ -726,7 +768,7 @@ std::span<const std::uint8_t> Connection::pending_output() const noexcept {
 }
 
 bool Connection::wants_read() const noexcept {
-    return reading() && !backpressure_ && decoder_.buffer().writable_bytes() > 0;
+    return reading() && !backpressure_ && !read_paused_ && decoder_.buffer().writable_bytes() > 0;
 }
 
 bool Connection::wants_write() const noexcept {

@@ -25,8 +25,12 @@
 // called). `closed` is final: make a new Connection to start over.
 //
 // Method groups (none performs I/O):
-//   getters     state(), role(), close_info(), stats(), transitions(), config()
-//   app inputs  connect(), on_accepted(), send_frame(), close()
+//   getters     state(), role(), close_info(), stats(), transitions(),
+//               transition_at(), config(), reading_paused()
+//   app inputs  connect(), on_accepted(), send_frame(), close(),
+//               pause_reading(), resume_reading()
+//   misbehaving-peer hook
+//               send_unframed() (a harness playing a broken peer; see there)
 //   socket inputs (handle_*, from the driver)
 //               on_connected(), on_connect_failed(), receive_space() + on_received(),
 //               on_sent(), on_peer_eof(), on_error(), tick()
@@ -262,6 +266,10 @@ struct ConnectionStats {
     std::uint64_t pongs_received = 0;
     std::uint64_t connect_attempts = 0;
     std::uint64_t stale_inputs = 0;
+    // The most output bytes ever held unsent at once (frames, heartbeats and
+    // unframed bytes queued but not yet taken by on_sent), over every socket
+    // of this Connection: what backpressure and the hard limit bound.
+    std::uint64_t max_output_bytes = 0;
 };
 
 struct Transition {
@@ -299,6 +307,13 @@ public:
     // were in all.
     std::vector<Transition> transitions() const;
     std::uint64_t transition_count() const noexcept { return transition_count_; }
+    // Transition number n (0-based, in the order taken), without copying the
+    // history; n must still be kept: transition_count() - history_capacity
+    // <= n < transition_count(). A driver that forwards every transition
+    // after each input never falls that far behind.
+    const Transition& transition_at(std::uint64_t n) const noexcept;
+    // pause_reading() was called and resume_reading() not since.
+    bool reading_paused() const noexcept { return read_paused_; }
 
     // --- app inputs -------------------------------------------------------------
     // Client: start connecting (action start_connect).
@@ -313,6 +328,20 @@ public:
     // FIN (at most close_timeout), then close. Without a socket, closes at
     // once. Never reconnects afterwards. Idempotent.
     void close(Nanos now);
+    // The app stops reading from the peer (see "Read pause" above); allowed
+    // in every state, idempotent. resume_reading() undoes it and restarts
+    // the dead-peer clock at now.
+    void pause_reading(Nanos now);
+    void resume_reading(Nanos now);
+
+    // --- misbehaving-peer hook ----------------------------------------------------
+    // Appends bytes to the output exactly as given, with no framing: for a
+    // test harness that plays a broken peer (a header announcing a negative
+    // body length, say), never for an application. Whatever follows on this
+    // connection is no longer valid framing, so the peer is expected to close
+    // it. Same states and output limit as send_frame (output_limit_exceeded
+    // closes the connection); frame_too_large does not apply.
+    SendError send_unframed(Nanos now, std::span<const std::uint8_t> bytes);
 
     // --- socket inputs ----------------------------------------------------------
     void on_connected(Nanos now);
@@ -426,6 +455,7 @@ private:
     Nanos backoff_delay(std::uint32_t retry);
     void on_activity(Nanos now) noexcept;
     void update_backpressure(Nanos now);
+    void note_output_peak() noexcept;
     bool queue_heartbeat(Nanos now, std::uint32_t seq, std::uint32_t kind);
     bool tick_once(Nanos now);
     Nanos dead_peer_deadline() const noexcept;
@@ -444,6 +474,7 @@ private:
     bool peer_eof_ = false;
     bool backpressure_ = false;
     bool local_close_ = false;  // the app called close(): never reconnect
+    bool read_paused_ = false;  // pause_reading(): kept across sockets
     CloseReason closing_reason_ = CloseReason::local_close;
 
     Nanos idle_since_{0};   // last byte sent or received, or last ping decision

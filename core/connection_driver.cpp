@@ -90,6 +90,22 @@ void ConnectionDriver::close() {
     pump();
 }
 
+void ConnectionDriver::pause_reading() {
+    connection_.pause_reading(now());
+    pump();
+}
+
+void ConnectionDriver::resume_reading() {
+    connection_.resume_reading(now());
+    pump();  // sets reading interest again (and, edge-triggered, looks again)
+}
+
+SendError ConnectionDriver::send_unframed(std::span<const std::uint8_t> bytes) {
+    const SendError error = connection_.send_unframed(now(), bytes);
+    pump();
+    return error;
+}
+
 void ConnectionDriver::on_readable() {
     const EventClock clock(*this);
     if (!transport_ || transport_->connecting())
@@ -185,6 +201,9 @@ void ConnectionDriver::pump() {
     bool send_blocked = false;  // EAGAIN seen: wait for EPOLLOUT, do not ask again now
     for (int round = 0; round < max_pump_rounds; ++round) {
         bool progressed = false;
+        // Before the actions: a transition into connecting reaches the app
+        // before that attempt's connect(2).
+        forward_transitions();
         while (const std::optional<Action> action = connection_.poll_action()) {
             perform(*action);
             progressed = true;
@@ -212,10 +231,18 @@ void ConnectionDriver::pump() {
         if (!progressed)
             break;
     }
+    forward_transitions();
     if (transport_ && !transport_->connecting())
         transport_->set_reading(connection_.wants_read());
     schedule_tick();
     pumping_ = false;
+}
+
+void ConnectionDriver::forward_transitions() {
+    // Every Connection input is followed by a pump, and one input takes only
+    // a few transitions, so none has left the history yet.
+    while (transitions_forwarded_ < connection_.transition_count())
+        app_.on_transition(*this, connection_.transition_at(transitions_forwarded_++));
 }
 
 void ConnectionDriver::schedule_tick() {

@@ -10,6 +10,10 @@
 // App callbacks run inside Reactor::poll(). They may send frames and close
 // this or any connection, but must not destroy a driver: the owner of
 // drivers frees finished ones outside the callbacks (see finished()).
+//
+// Every call that changes the Connection (send_frame, close, pause_reading,
+// resume_reading, send_unframed) pumps afterwards: actions are carried out,
+// events reported, output sent and the socket's interest set, at once.
 #pragma once
 
 #include "core/connection.h"
@@ -33,6 +37,12 @@ public:
         virtual void on_event(ConnectionDriver& /*driver*/, const Event& /*event*/) {}
         // The connection ended; reconnecting says whether the client retries.
         virtual void on_closed(ConnectionDriver& driver, const CloseInfo& info, bool reconnecting) = 0;
+        // Every state change of the Connection, each exactly once and in
+        // order, with the time it happened (forwarded from the pump, so a
+        // transition into connecting arrives before that attempt's
+        // connect(2), at the same virtual time). For observing: record,
+        // don't act.
+        virtual void on_transition(ConnectionDriver& /*driver*/, const Transition& /*transition*/) {}
 
     protected:
         ~App() = default;
@@ -52,6 +62,13 @@ public:
     SendError send_frame(const DefaultHeader& header, std::span<const std::uint8_t> body);
     // Graceful: flush, FIN, wait for the peer's FIN (bounded), close.
     void close();
+    // Connection::pause_reading / resume_reading: stop or resume reading
+    // from the socket (the peer then meets a zero window), in any state.
+    void pause_reading();
+    void resume_reading();
+    // Connection::send_unframed: raw bytes for a harness playing a
+    // misbehaving peer, never for an application.
+    SendError send_unframed(std::span<const std::uint8_t> bytes);
 
     const Connection& connection() const noexcept { return connection_; }
     const SockAddr& peer() const noexcept { return peer_; }
@@ -75,6 +92,7 @@ private:
     void begin_connect();
     void fail(int errno_value);
     void schedule_tick();
+    void forward_transitions();
 
     Reactor& reactor_;
     Sys& sys_;
@@ -85,6 +103,7 @@ private:
     SockAddr peer_;
     std::optional<Reactor::TimerId> tick_timer_;
     bool pumping_ = false;
+    std::uint64_t transitions_forwarded_ = 0;
     std::optional<Nanos> event_now_;  // the clock read once per wake-up (EventClock)
 };
 

@@ -9,6 +9,7 @@
 // opening comment names.
 #pragma once
 
+#include "apps/connection_tally.h"
 #include "core/connection.h"
 #include "core/reactor.h"
 #include "core/sys.h"
@@ -34,11 +35,13 @@ struct AppObservations {
     std::uint64_t mismatches = 0;       // frames or bytes that came back wrong
     std::uint64_t errors = 0;           // connections that ended before their work was done
     std::vector<std::string> problems;  // the first few mismatches and errors, described
-    // How each connection ended: the errno name when there was one
+    // How connections ended: the errno name when there was one
     // ("ECONNRESET") and the close reason ("reset", "dead_peer",
-    // "hostile_frame"), in the order they ended.
+    // "hostile_frame"), each distinct ending once, in the order first seen.
     std::vector<std::string> endings;
-    std::set<std::string> states;          // connection states reached (to_string(ConnectionState))
+    // Connection states reached (to_string(ConnectionState)), and
+    // "half_closed" for either half-closed state (the language's name).
+    std::set<std::string> states;
     std::vector<Nanos> connect_attempts;   // virtual times of every connect() an attempt began with
     std::uint64_t heartbeats_sent = 0;     // pings
     std::uint64_t max_buffered_bytes = 0;  // the most output the app ever held unsent, per connection
@@ -85,6 +88,10 @@ struct AppKind {
     bool server = false;                    // listens (started before clients)
     std::vector<std::string> actions;       // beyond stop/start/restart
     std::vector<std::string> expectations;  // app expectations it can be checked on
+    // Why an app's options cannot run, though they parse (a backoff-max
+    // below the backoff, say); empty when they can. A setup error, before
+    // anything runs.
+    std::function<std::string(const AppSpec&)> check_options;
 };
 
 // kind -> how to run it, for every kind the runner can run.
@@ -93,8 +100,21 @@ const std::map<std::string, AppKind>& builtin_app_kinds();
 // bulk-receiver (harness/byte_apps.cpp).
 std::map<std::string, AppKind> add_byte_app_kinds(std::map<std::string, AppKind> kinds);
 
+// An app's options as values; the parser checked their form, so a missing
+// option gives the fallback.
+std::uint64_t option_count(const AppSpec& app, const std::string& key, std::uint64_t fallback);
+std::uint64_t option_size(const AppSpec& app, const std::string& key, std::uint64_t fallback);
+Nanos option_duration(const AppSpec& app, const std::string& key, Nanos fallback);
+// "20%" -> 20 (at most 100).
+std::uint32_t option_percent(const AppSpec& app, const std::string& key, std::uint32_t fallback);
+// `trigger level|edge|oneshot`; level when absent.
+TriggerMode trigger_of(const AppSpec& app);
+
 // Records one connection's ending: its errno name (if any), then its reason.
 void note_ending(AppObservations& observations, const CloseInfo& info);
+// Records what a tally of connections shows: heartbeats, the output peak,
+// states reached, connect attempts and endings.
+void note_tally(AppObservations& observations, const ConnectionTally& tally);
 // Records a problem (the count is the caller's; the text is kept while
 // fewer than problems_kept are).
 void note_problem(AppObservations& observations, std::string what);

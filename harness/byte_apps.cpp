@@ -102,16 +102,6 @@ constexpr Nanos fin_wait = 10s;
 // What a sender reads back is discarded through a buffer of this size.
 constexpr std::size_t discard_buffer_bytes = 64U * 1024U;
 
-std::uint64_t option_size(const AppSpec& app, const std::string& key, std::uint64_t fallback) {
-    const auto found = app.options.find(key);
-    return found == app.options.end() ? fallback : parse_size(found->second).value_or(fallback);
-}
-
-TriggerMode trigger_of(const AppSpec& app) {
-    const auto found = app.options.find("trigger");
-    return found != app.options.end() && found->second == "edge" ? TriggerMode::edge : TriggerMode::level;
-}
-
 // A size option bounded to [1, maximum]: 0 bytes per call would make no
 // progress.
 std::size_t bounded_size(const AppSpec& app, const std::string& key, std::size_t fallback, std::size_t maximum) {
@@ -821,15 +811,18 @@ std::map<std::string, AppKind> add_byte_app_kinds(std::map<std::string, AppKind>
     kinds.emplace("byte-echo", AppKind{make<ByteEchoApp>(),
                                        true,
                                        {"stop-reading", "resume-reading"},
-                                       {"max-buffered", "error", "state", "no-errors"}});
+                                       {"max-buffered", "error", "state", "no-errors"},
+                                       {}});
     kinds.emplace("bulk-sender", AppKind{make<BulkSenderApp>(),
                                          false,
                                          {"stop-reading", "resume-reading"},
-                                         {"max-buffered", "error", "state", "no-errors"}});
+                                         {"max-buffered", "error", "state", "no-errors"},
+                                         {}});
     kinds.emplace("bulk-receiver", AppKind{make<BulkReceiverApp>(),
                                            true,
                                            {"stop-reading", "resume-reading"},
-                                           {"bytes-received", "error", "state", "no-errors"}});
+                                           {"bytes-received", "error", "state", "no-errors"},
+                                           {}});
     return kinds;
 }
 

@@ -81,6 +81,11 @@ std::string unrunnable(const Scenario& scenario) {
     for (const AppSpec& app : scenario.apps) {
         if (!kinds.contains(app.kind))
             return "app kind " + app.kind + line(app.where) + " is not runnable yet";
+        const AppKind& kind = kinds.at(app.kind);
+        if (kind.check_options) {
+            if (const std::string problem = kind.check_options(app); !problem.empty())
+                return app.kind + " " + app.name + line(app.where) + ": " + problem;
+        }
     }
     const auto kind_of = [&](const std::string& name) -> const AppKind& {
         const auto app =

@@ -125,7 +125,10 @@ struct AppKind {
 const std::vector<AppKind>& app_kinds() {
     static const std::vector<AppKind> kinds{
         {"frame-echo",
-         {{"port", ValueType::port}, {"max-frame", ValueType::size}, {"heartbeat", ValueType::duration}},
+         {{"port", ValueType::port},
+          {"max-frame", ValueType::size},
+          {"heartbeat", ValueType::duration},
+          {"backlog", ValueType::count}},
          {}},
         {"byte-echo", {{"port", ValueType::port}, {"backlog", ValueType::positive}}, {}},
         {"frame-client",

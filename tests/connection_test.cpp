@@ -1463,6 +1463,149 @@ TEST_CASE("two idle peers keep each other alive for an hour with pings", "[conne
 }
 
 // ===========================================================================
+// The app's read pause, the output peak, unframed bytes, transition_at
+
+TEST_CASE("pause_reading: nothing is read until resume_reading, in any state and across a reconnect",
+          "[connection][pause]") {
+    const Nanos t = sec(1);
+    SECTION("established: no receive space, sending goes on") {
+        Connection c = established_client(t);
+        c.pause_reading(t);
+        CHECK(c.reading_paused());
+        CHECK_FALSE(c.wants_read());
+        CHECK(c.receive_space(100).empty());
+        REQUIRE(c.send_frame(t, app_header(1), body_of(10)) == SendError::none);
+        CHECK(c.wants_write());
+        CHECK(flush(c, t).size() == 30);
+        c.resume_reading(t + sec(1));
+        CHECK_FALSE(c.reading_paused());
+        CHECK(c.wants_read());
+        receive(c, t + sec(1), frame_bytes(7, 1, 4));
+        CHECK(take(c, t + sec(1)).size() == 1);
+    }
+    SECTION("paused before the socket: a server accepted while paused starts paused") {
+        Connection c(ConnectionRole::server, test_config(), 1);
+        c.pause_reading(t);
+        REQUIRE(c.on_accepted(t) == StartError::none);
+        CHECK_FALSE(c.wants_read());
+        c.resume_reading(t);
+        CHECK(c.wants_read());
+    }
+    SECTION("the pause outlives a lost connection: the next one starts paused") {
+        Connection c = established_client(t, reconnecting_config());
+        c.pause_reading(t);
+        c.on_error(t, ECONNRESET);
+        REQUIRE(c.state() == S::backoff);
+        c.tick(t + sec(1));
+        REQUIRE(c.state() == S::connecting);
+        c.on_connected(t + sec(1));
+        CHECK(c.state() == S::established);
+        CHECK(c.reading_paused());
+        CHECK_FALSE(c.wants_read());
+    }
+    SECTION("pause and resume are idempotent") {
+        Connection c = established_client(t);
+        c.pause_reading(t);
+        c.pause_reading(t);
+        c.resume_reading(t);
+        c.resume_reading(t);
+        CHECK(c.wants_read());
+        CHECK(events(c).empty());
+        CHECK(actions(c).empty());
+    }
+}
+
+TEST_CASE("pause_reading suspends dead-peer detection; its clock restarts at resume", "[connection][pause]") {
+    const Nanos t = sec(1);
+    Connection c = established_client(t);  // pings at 30 s idle, dead after 90 s
+    c.pause_reading(t + sec(10));
+    // Pings still go out on the idle schedule; nothing can be heard.
+    for (int i = 0; i < 10; ++i) {
+        const Nanos now = *c.next_deadline();
+        c.tick(now);
+        flush(c, now);
+    }
+    CHECK(c.state() == S::established);
+    CHECK(c.stats().pings_sent == 10);
+    const Nanos resumed = t + sec(400);
+    c.resume_reading(resumed);
+    c.tick(resumed + sec(90) - ns(1));
+    flush(c, resumed + sec(90) - ns(1));
+    CHECK(c.state() == S::established);
+    c.tick(resumed + sec(90));
+    CHECK(c.state() == S::closed);
+    CHECK(c.close_info() == CloseInfo{CloseReason::dead_peer, 0, {}});
+}
+
+TEST_CASE("stats().max_output_bytes is the most output ever held unsent", "[connection][backpressure]") {
+    const Nanos t = sec(1);
+    Connection c = established_client(t, reconnecting_config());
+    CHECK(c.stats().max_output_bytes == 0);
+    REQUIRE(c.send_frame(t, app_header(1), body_of(100)) == SendError::none);
+    REQUIRE(c.send_frame(t, app_header(2), body_of(100)) == SendError::none);
+    CHECK(c.stats().max_output_bytes == 240);
+    c.on_sent(t, 200);
+    REQUIRE(c.send_frame(t, app_header(3), body_of(100)) == SendError::none);  // 40 + 120
+    CHECK(c.stats().max_output_bytes == 240);
+    REQUIRE(c.send_unframed(t, body_of(300)) == SendError::none);  // 460
+    CHECK(c.stats().max_output_bytes == 460);
+    flush(c, t);
+    // A ping counts too, and the peak outlives the socket.
+    c.tick(t + sec(30));
+    CHECK(c.pending_output().size() == 20);
+    CHECK(c.stats().max_output_bytes == 460);
+    c.on_error(t + sec(30), ECONNRESET);
+    CHECK(c.stats().max_output_bytes == 460);
+}
+
+TEST_CASE("send_unframed: bytes go out exactly as given, and the peer takes a negative length as hostile",
+          "[connection]") {
+    const Nanos t = sec(1);
+    SECTION("a header announcing body_len -1 closes the peer with hostile_frame") {
+        Connection sender = established_client(t);
+        DefaultHeader hostile{7, 1, 0xFFFFFFFFU, 0, 0};
+        const auto header = hostile.bytes();
+        REQUIRE(sender.send_frame(t, app_header(0), body_of(3)) == SendError::none);
+        REQUIRE(sender.send_unframed(t, header) == SendError::none);
+        CHECK(sender.stats().frames_queued == 1);  // the raw bytes are no frame
+        const std::vector<std::uint8_t> wire = flush(sender, t);
+        REQUIRE(wire.size() == 23 + 20);
+        CHECK(std::equal(header.begin(), header.end(), wire.begin() + 23));
+
+        Connection receiver = established_server(t);
+        receive(receiver, t, wire);
+        CHECK(take(receiver, t).size() == 1);  // the good frame before it
+        CHECK(receiver.state() == S::closed);
+        REQUIRE(receiver.close_info());
+        CHECK(receiver.close_info()->reason == CloseReason::hostile_frame);
+        CHECK(*receiver.close_info()->frame_error == FrameError{FrameErrorKind::negative_length, 23 + 8, 0xffffffff});
+    }
+    SECTION("only where send_frame is allowed") {
+        Connection c = connecting_client(t);
+        CHECK(c.send_unframed(t, body_of(4)) == SendError::wrong_state);
+        CHECK(c.pending_output().empty());
+    }
+    SECTION("the output limit holds: past it the connection closes") {
+        Connection c = established_client(t);
+        CHECK(c.send_unframed(t, body_of(4000)) == SendError::none);
+        clear_queues(c);
+        CHECK(c.send_unframed(t, body_of(1)) == SendError::output_limit_exceeded);
+        CHECK(c.state() == S::closed);
+        CHECK(c.close_info() == CloseInfo{CloseReason::output_limit_exceeded, 0, {}});
+    }
+}
+
+TEST_CASE("transition_at(n) is the n-th transition while the history keeps it", "[connection]") {
+    Connection c = backoff_client(sec(0));
+    c.tick(sec(1));
+    const std::vector<Transition> all = c.transitions();
+    REQUIRE(c.transition_count() == 3);  // idle => connecting => backoff => connecting
+    for (std::uint64_t n = 0; n < c.transition_count(); ++n)
+        CHECK(c.transition_at(n) == all[n]);
+    CHECK(c.transition_at(2) == Transition{sec(1), S::backoff, S::connecting});
+}
+
+// ===========================================================================
 // Properties
 
 namespace {
@@ -1482,6 +1625,9 @@ enum class Op : std::uint8_t {
     peer_eof,
     error,
     close,
+    pause_reading,
+    resume_reading,
+    send_unframed,
 };
 
 }  // namespace
@@ -1513,7 +1659,11 @@ TEST_CASE("random input sequences keep the connection's invariants", "[connectio
             {1, Op::peer_eof},
             {1, Op::error},
             {1, Op::close},
+            {2, Op::pause_reading},
+            {2, Op::resume_reading},
+            {1, Op::send_unframed},
         }));
+        std::uint64_t output_peak = 0;
         for (const Op op : ops) {
             switch (op) {
                 case Op::advance: {
@@ -1555,6 +1705,11 @@ TEST_CASE("random input sequences keep the connection's invariants", "[connectio
                 case Op::peer_eof: c.on_peer_eof(now); break;
                 case Op::error: c.on_error(now, *rc::gen::element(ECONNRESET, EPIPE, EHOSTUNREACH)); break;
                 case Op::close: c.close(now); break;
+                case Op::pause_reading: c.pause_reading(now); break;
+                case Op::resume_reading: c.resume_reading(now); break;
+                case Op::send_unframed:
+                    (void)c.send_unframed(now, body_of(*rc::gen::inRange<std::size_t>(0, 300)));
+                    break;
             }
             const auto acts = actions(c);
             const auto evs = events(c);
@@ -1563,6 +1718,13 @@ TEST_CASE("random input sequences keep the connection's invariants", "[connectio
                 RC_ASSERT(evs.empty());
             }
             RC_ASSERT(c.pending_output().size() <= config.output_limit_bytes);
+            RC_ASSERT(c.pending_output().size() <= c.stats().max_output_bytes);
+            RC_ASSERT(c.stats().max_output_bytes >= output_peak);  // never goes down
+            output_peak = c.stats().max_output_bytes;
+            if (c.reading_paused()) {
+                RC_ASSERT(!c.wants_read());
+                RC_ASSERT(c.receive_space(1).empty());
+            }
             if (c.backpressure()) {
                 RC_ASSERT(!c.wants_read());
             }

@@ -36,7 +36,7 @@ tcp send-buffer 16KiB retries 3
 host server edge strict
 host client   # trailing comment
 link server client latency 5ms
-app server frame-echo port 7 trigger edge
+app server frame-echo port 7 trigger edge backlog 0
 app client frame-client connect server:7 frames 100_000 size 64 conns 2
 fault client send call 3 -> short 5
 fault client recv chance 1/8 times 10 -> EINTR
@@ -67,6 +67,7 @@ expect done-by 5s
     CHECK(s.links[0].link.latency == 5ms);
     CHECK(s.links[0].link.mss == 1000);  // the rest from network
     REQUIRE(s.apps.size() == 2);
+    CHECK(s.apps[0].options.at("backlog") == "0");  // Linux takes 0 (one connection queued)
     CHECK(s.apps[1].kind == "frame-client");
     CHECK(s.apps[1].name == "client");
     CHECK(s.apps[1].options.at("frames") == "100_000");
@@ -111,7 +112,8 @@ TEST_CASE("each mistake is reported as file:line:col: expected ..., found ...", 
     CHECK(only_error("host a\napp b frame-echo") == "t.scn:2:5: expected a host declared above, found \"b\"");
     CHECK(only_error("host a\nhost a") == "t.scn:2:6: expected a host name not declared before, found \"a\"");
     CHECK(only_error(std::string(two_hosts) + "app server frame-echo prot 7") ==
-          "t.scn:3:23: expected an option of frame-echo (trigger, name, port, max-frame, heartbeat), found \"prot\"");
+          "t.scn:3:23: expected an option of frame-echo (trigger, name, port, max-frame, heartbeat, backlog), found "
+          "\"prot\"");
     CHECK(only_error(std::string(two_hosts) + "app client frame-client frames 10") ==
           "t.scn:3:34: expected option connect for frame-client, found end of line");
     CHECK(only_error(std::string(two_hosts) + "app client frame-client connect nowhere:7") ==

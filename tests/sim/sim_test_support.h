@@ -80,10 +80,12 @@ struct TracedCall {
     std::string err;       // when not ok: "EAGAIN", ...
 };
 
-// Every traced call of `call` on `host`, in order.
-inline std::vector<TracedCall> calls(const sim::Trace& trace, std::string_view host, std::string_view call) {
+// Every traced call of `call` on `host`, in order (from kept trace lines,
+// or lines a scenario run's trace_sink collected).
+inline std::vector<TracedCall> calls(const std::vector<std::string>& lines, std::string_view host,
+                                     std::string_view call) {
     std::vector<TracedCall> out;
-    for (const std::string& line : trace.lines()) {
+    for (const std::string& line : lines) {
         if (!is(line, "ev", "sys") || !is(line, "host", host) || !is(line, "call", call))
             continue;
         TracedCall c;
@@ -99,6 +101,10 @@ inline std::vector<TracedCall> calls(const sim::Trace& trace, std::string_view h
         out.push_back(std::move(c));
     }
     return out;
+}
+
+inline std::vector<TracedCall> calls(const sim::Trace& trace, std::string_view host, std::string_view call) {
+    return calls(trace.lines(), host, call);
 }
 
 // Bytes the calls moved (successful results) with at in [from, to).
