@@ -103,6 +103,19 @@ inline constexpr std::size_t max_line_bytes = 4096;
 
 ParseResult parse_scenario(std::string_view text, std::string_view file_name);
 
+// The scenario as text that parse_scenario reads back to the same Scenario
+// (source locations and file name aside): one statement per line, in the
+// order seed, network, tcp, host, link, app, fault, net, at, expect, with
+// values left at their defaults not written (no seed line for seed 1). App
+// options and expectation arguments are written as they were written. No
+// comments: a caller that wants some puts them in front.
+std::string format_scenario(const Scenario& scenario);
+// One statement each, as format_scenario writes it.
+std::string format_syscall_fault(const SyscallFaultSpec& fault);
+std::string format_net_fault(const NetFault& fault);
+// "3,17,40": the list syntax of `calls` and `segments`.
+std::string format_number_list(const std::vector<std::uint64_t>& numbers);
+
 // "250ns", "100us", "1ms", "2s", "5m", "1h", "0"; nullopt if malformed or
 // out of range.
 std::optional<Nanos> parse_duration(std::string_view word) noexcept;
