@@ -806,6 +806,14 @@ std::optional<std::uint64_t> parse_size(std::string_view word) noexcept {
     return parse_with_unit(word, units, false);
 }
 
+std::string format_size(std::uint64_t size_bytes) {
+    if (size_bytes != 0 && size_bytes % (1024 * 1024) == 0)
+        return std::to_string(size_bytes / (1024 * 1024)) + "M";
+    if (size_bytes != 0 && size_bytes % 1024 == 0)
+        return std::to_string(size_bytes / 1024) + "K";
+    return std::to_string(size_bytes);
+}
+
 ParseResult parse_scenario(std::string_view text, std::string_view file_name) {
     Parser parser(file_name);
     int number = 0;

@@ -12,7 +12,7 @@ namespace {
 
 std::string result_text(const FaultRule& rule) {
     switch (rule.fault) {
-        case FaultKind::short_transfer: return "short " + std::to_string(rule.short_limit_bytes);
+        case FaultKind::short_transfer: return "short " + format_size(rule.short_limit_bytes);
         case FaultKind::eagain: return "EAGAIN";
         case FaultKind::eintr: return "EINTR";
         case FaultKind::econnreset: return "ECONNRESET";
@@ -31,7 +31,7 @@ std::string selector_text(const FaultRule& rule) {
         case CallSelector::nth_call: return "call " + std::to_string(rule.call_number);
         case CallSelector::every_kth_call: return "every " + std::to_string(rule.call_number);
         case CallSelector::from_nth_call: return "from " + std::to_string(rule.call_number);
-        case CallSelector::at_stream_offset: return "offset " + std::to_string(rule.stream_offset_bytes);
+        case CallSelector::at_stream_offset: return "offset " + format_size(rule.stream_offset_bytes);
         case CallSelector::with_probability:
             return "chance " + std::to_string(rule.chance_numerator) + "/" + std::to_string(rule.chance_denominator);
         case CallSelector::call_list: return "calls " + format_number_list(rule.call_list);
@@ -63,7 +63,7 @@ std::string link_text(const sim::LinkOptions& link, const sim::LinkOptions& base
 struct NetFaultText {
     std::string operator()(const sim::ResetFault& f) const {
         std::string text = "net reset " + f.host + port_text(f.port);
-        text += f.at_received_offset >= 0 ? " offset " + std::to_string(f.at_received_offset)
+        text += f.at_received_offset >= 0 ? " offset " + format_size(static_cast<std::uint64_t>(f.at_received_offset))
                                           : " at " + format_duration(f.at);
         return f.one_sided ? text + " one-sided" : text;
     }
@@ -76,7 +76,8 @@ struct NetFaultText {
         std::string text = "net reorder " + direction(f.from, f.to);
         text += f.held_segments.empty() ? " chance " + std::to_string(f.numerator) + "/" + std::to_string(f.denominator)
                                         : " segments " + format_number_list(f.held_segments);
-        text += " hold " + format_duration(f.hold_back);
+        if (f.hold_back != defaults.hold_back)
+            text += " hold " + format_duration(f.hold_back);
         if (f.start != defaults.start)
             text += " at " + format_duration(f.start);
         if (f.duration != defaults.duration)
@@ -132,9 +133,9 @@ std::string format_scenario(const Scenario& scenario) {
     const sim::TcpOptions tcp_defaults;
     std::string tcp;
     if (scenario.tcp.send_buffer_bytes != tcp_defaults.send_buffer_bytes)
-        tcp += " send-buffer " + std::to_string(scenario.tcp.send_buffer_bytes);
+        tcp += " send-buffer " + format_size(static_cast<std::uint64_t>(scenario.tcp.send_buffer_bytes));
     if (scenario.tcp.receive_buffer_bytes != tcp_defaults.receive_buffer_bytes)
-        tcp += " receive-buffer " + std::to_string(scenario.tcp.receive_buffer_bytes);
+        tcp += " receive-buffer " + format_size(static_cast<std::uint64_t>(scenario.tcp.receive_buffer_bytes));
     if (scenario.tcp.rto_min != tcp_defaults.rto_min)
         tcp += " rto-min " + format_duration(scenario.tcp.rto_min);
     if (scenario.tcp.retries != tcp_defaults.retries)

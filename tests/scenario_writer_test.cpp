@@ -117,11 +117,31 @@ TEST_CASE("exact fault statements are written as they are read", "[scenario][wri
 host client
 fault server recv calls 3,17,40 fd 5 -> EINTR
 fault client send calls 1 times 2 -> short 7
-net reorder client->server segments 2,9 hold 1ms
+net reorder client->server segments 2,9 hold 3ms
 net reorder *->client chance 1/8 hold 2ms at 1ms for 3s
 )";
     CHECK(round_trip_problem(text).empty());
     CHECK(format_scenario(parse_scenario(text, "t.scn").scenario) == text);
+}
+
+TEST_CASE("a statement is never written longer than it was read, so a full-length line stays valid",
+          "[scenario][writer]") {
+    CHECK(format_size(0) == "0");
+    CHECK(format_size(100) == "100");
+    CHECK(format_size(1536 * 1024) == "1536K");
+    CHECK(format_size(4 << 20) == "4M");
+    for (const std::uint64_t size : {1ULL, 1023ULL, 1024ULL, 4096ULL, 1048577ULL, 3ULL << 30})
+        CHECK(parse_size(format_size(size)) == size);
+    // A calls list that fills the line, with sizes and numbers written the
+    // long way and extra blanks.
+    std::string line = "fault  a send  calls ";
+    for (std::uint64_t call = 1; line.size() < max_line_bytes - 60; ++call)
+        line += std::to_string(call) + ",";
+    line += "99999   fd 0004 times 1_0 -> short 1048576";
+    REQUIRE(line.size() <= max_line_bytes);
+    const std::string text = "host a\n" + line + "\nnet reorder a->a segments " + line.substr(21, 3000) + "9999999\n";
+    INFO(round_trip_problem(text));
+    CHECK(round_trip_problem(text).empty());
 }
 
 TEST_CASE("generated scenarios are written back to text that parses to the same scenario",
