@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <functional>
 #include <limits>
 
 namespace eagain {
@@ -122,6 +123,12 @@ RuleError validate_rule(const FaultRule& rule) noexcept {
         (rule.chance_denominator == 0 || rule.chance_numerator > rule.chance_denominator)) {
         return RuleError::bad_chance;
     }
+    if (rule.when == CallSelector::call_list) {
+        const std::vector<std::uint64_t>& list = rule.call_list;
+        if (list.empty() || list.size() > max_call_list || list.front() == 0 ||
+            std::adjacent_find(list.begin(), list.end(), std::greater_equal<>()) != list.end())
+            return RuleError::bad_call_list;
+    }
     if (rule.max_hits.has_value() && *rule.max_hits == 0)
         return RuleError::max_hits_zero;
     return RuleError::none;
@@ -150,6 +157,7 @@ std::string_view to_string(CallSelector selector) noexcept {
         case CallSelector::from_nth_call: return "from_nth_call";
         case CallSelector::at_stream_offset: return "at_stream_offset";
         case CallSelector::with_probability: return "with_probability";
+        case CallSelector::call_list: return "call_list";
     }
     return "unknown CallSelector";
 }
@@ -164,6 +172,7 @@ std::string_view to_string(RuleError error) noexcept {
         case RuleError::bad_chance: return "chance needs 0 < denominator and numerator <= denominator";
         case RuleError::max_hits_zero: return "max_hits must be at least 1";
         case RuleError::negative_fd: return "fd filter is negative";
+        case RuleError::bad_call_list: return "a call list needs 1 to 4096 call numbers from 1, strictly increasing";
         case RuleError::too_many_rules: return "too many rules";
     }
     return "unknown RuleError";
@@ -185,7 +194,7 @@ RuleError FaultySys::add_rule(const FaultRule& rule) {
         return error;
     if (rules_.size() >= max_rules)
         return RuleError::too_many_rules;
-    rules_.push_back(RuleState{rule, 0, 0});
+    rules_.push_back(RuleState{rule, 0, 0, 0});
     return RuleError::none;
 }
 
@@ -239,6 +248,13 @@ std::optional<FaultySys::Pick> FaultySys::pick(SysCall call, int fd, std::option
             }
             case CallSelector::with_probability:
                 selected = rng_.chance(rule.chance_numerator, rule.chance_denominator);
+                break;
+            case CallSelector::call_list:
+                // Call numbers rise by one per matching call, so the list is
+                // walked once, never searched.
+                selected = state.next_listed < rule.call_list.size() && rule.call_list[state.next_listed] == number;
+                if (selected)
+                    ++state.next_listed;
                 break;
         }
         if (!selected || chosen.has_value())

@@ -6,7 +6,10 @@
 // counts the calls that match its syscall and fd filter (1-based), and a
 // probability rule draws from the seeded Rng exactly once per such call,
 // whether or not it or an earlier rule fires — so the same seed and the same
-// sequence of calls give the same faults.
+// sequence of calls give the same faults. A call-list rule draws nothing:
+// it is the exact form a probability rule takes once the call numbers it
+// fired on are known (FaultEvent::call_number), and with every probability
+// rule replaced so, the same calls give the same faults with no Rng at all.
 //
 // What an injected fault does:
 //   * EAGAIN, EINTR, ECONNRESET, EPIPE, ECONNABORTED, EMFILE, and
@@ -92,6 +95,7 @@ enum class CallSelector : std::uint8_t {
     from_nth_call,     // call number >= call_number
     at_stream_offset,  // the transfer whose byte range covers stream_offset_bytes
     with_probability,  // chance_numerator / chance_denominator
+    call_list,         // call number in call_list (sorted, strictly increasing)
 };
 std::string_view to_string(CallSelector selector) noexcept;
 
@@ -120,9 +124,16 @@ struct FaultRule {
     // (0 < denominator, numerator <= denominator).
     std::uint64_t chance_numerator = 0;
     std::uint64_t chance_denominator = 1;
+    // call_list: the 1-based call numbers it fires on, strictly increasing,
+    // at most max_call_list long.
+    std::vector<std::uint64_t> call_list{};
     // Fires at most this many times (>= 1); nullopt: no limit.
     std::optional<std::uint64_t> max_hits;
+    friend bool operator==(const FaultRule&, const FaultRule&) = default;
 };
+
+// The longest call list one rule takes (a scenario line holds fewer).
+inline constexpr std::size_t max_call_list = 4096;
 
 enum class RuleError : std::uint8_t {
     none,
@@ -133,6 +144,7 @@ enum class RuleError : std::uint8_t {
     bad_chance,                 // denominator 0, or numerator above it
     max_hits_zero,              // a rule that may never fire is a mistake
     negative_fd,                // fds are never negative; nullopt means any fd
+    bad_call_list,              // empty, not strictly increasing, a 0, or over max_call_list
     too_many_rules,             // more than FaultySys::max_rules
 };
 std::string_view to_string(RuleError error) noexcept;
@@ -207,6 +219,7 @@ private:
         FaultRule rule;
         std::uint64_t matching_calls = 0;
         std::uint64_t hits = 0;
+        std::size_t next_listed = 0;  // call_list: the first entry not yet reached
     };
     // The stream position and length of a send/writev/recv/readv.
     struct Transfer {

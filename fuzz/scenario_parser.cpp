@@ -3,7 +3,8 @@
 // keep its shape: at most max_errors errors, each "file:line:col: expected
 // ..., found ..." with a line inside the input and a column inside its line
 // (or just past it, for "found end of line"). A scenario it accepts must be
-// accepted again, identically, when parsed a second time.
+// accepted again, identically, when parsed a second time, and written back
+// by format_scenario as text that parses and is written again the same.
 #include "fuzz/fuzz_check.h"
 #include "harness/scenario.h"
 
@@ -47,6 +48,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         EAGAIN_FUZZ_CHECK(again.scenario.apps.size() == result.scenario.apps.size(), "apps differ");
         EAGAIN_FUZZ_CHECK(again.scenario.expectations.size() == result.scenario.expectations.size(),
                           "expectations differ");
+        const std::string written = eagain::harness::format_scenario(result.scenario);
+        const eagain::harness::ParseResult reread = eagain::harness::parse_scenario(written, file_name);
+        EAGAIN_FUZZ_CHECK(reread.ok(), reread.errors.front() + "\n" + written);
+        EAGAIN_FUZZ_CHECK(eagain::harness::format_scenario(reread.scenario) == written, written);
     }
     return 0;
 }

@@ -244,6 +244,10 @@ ScenarioReport run_scenario(const Scenario& scenario, const ScenarioRunOptions& 
     world_options.fault_observer = [&](std::string_view host, Nanos at, const FaultEvent& event) {
         report.injected.push_back(InjectedFault{std::string(host), at, event});
     };
+    std::vector<std::size_t> reorder_net_faults;  // the world's reorder fault index -> net fault index
+    world_options.held_back_observer = [&](std::size_t reorder_fault, std::uint64_t segment, Nanos at) {
+        report.held_segments.push_back(HeldSegment{reorder_net_faults.at(reorder_fault), segment, at});
+    };
     sim::World world(world_options);
 
     Rng seeds(seed);
@@ -263,8 +267,11 @@ ScenarioReport run_scenario(const Scenario& scenario, const ScenarioRunOptions& 
             return report;
         }
     }
-    for (const NetFaultSpec& fault : scenario.net_faults)
-        std::visit([&](const auto& f) { world.add_fault(f); }, fault.fault);
+    for (std::size_t i = 0; i < scenario.net_faults.size(); ++i) {
+        if (std::holds_alternative<sim::ReorderFault>(scenario.net_faults[i].fault))
+            reorder_net_faults.push_back(i);
+        std::visit([&](const auto& f) { world.add_fault(f); }, scenario.net_faults[i].fault);
+    }
 
     // Every app gets its context (and seed) in file order; servers start
     // first, so clients find them listening.

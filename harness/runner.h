@@ -50,6 +50,15 @@ struct InjectedFault {
     std::string host;
     Nanos at{};
     FaultEvent event;
+    friend bool operator==(const InjectedFault&, const InjectedFault&) = default;
+};
+
+// A segment a `net reorder` fault held back.
+struct HeldSegment {
+    std::size_t net_fault = 0;  // index in Scenario::net_faults
+    std::uint64_t segment = 0;  // the fault's own count of segments it matched (sim::ReorderFault)
+    Nanos at{};                 // when it was sent
+    friend bool operator==(const HeldSegment&, const HeldSegment&) = default;
 };
 
 struct ScenarioReport {
@@ -63,6 +72,8 @@ struct ScenarioReport {
     // Every syscall fault injected, in order: what exploration turns into
     // exact fault statements.
     std::vector<InjectedFault> injected;
+    // Every segment a reorder fault held back, in order.
+    std::vector<HeldSegment> held_segments;
 };
 
 // Never throws on a failing scenario; the report says what went wrong.

@@ -294,6 +294,27 @@ private:
             fail(w, "a chance N/D with 0 <= N <= D and D > 0 (1/8)");
         return {*numerator, *denominator};
     }
+    // "3,17,40": numbers from 1, strictly increasing, one word.
+    std::vector<std::uint64_t> number_list(Cursor& c, std::string_view what) {
+        const Word w = c.take();
+        std::vector<std::uint64_t> numbers;
+        std::string_view rest = w.text;
+        bool well_formed = !rest.empty();
+        while (well_formed && !rest.empty()) {
+            const std::size_t comma = rest.find(',');
+            const std::optional<std::uint64_t> n = count_of(rest.substr(0, comma));
+            well_formed = n && *n >= 1 && *n <= (1ULL << 40) && (numbers.empty() || *n > numbers.back()) &&
+                          numbers.size() < max_call_list;
+            if (well_formed)
+                numbers.push_back(*n);
+            rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+            if (comma != std::string_view::npos && rest.empty())
+                well_formed = false;  // a trailing comma
+        }
+        if (!well_formed)
+            fail(w, "a list of " + std::string(what) + " numbers from 1, strictly increasing, no spaces (3,17,40)");
+        return numbers;
+    }
     void keyword(Cursor& c, std::string_view expected) {
         const Word w = c.take();
         if (w.text != expected)
@@ -560,8 +581,11 @@ private:
         } else if (selector.text == "chance") {
             rule.when = CallSelector::with_probability;
             std::tie(rule.chance_numerator, rule.chance_denominator) = chance(c);
+        } else if (selector.text == "calls") {
+            rule.when = CallSelector::call_list;
+            rule.call_list = number_list(c, "call");
         } else {
-            fail(selector, "a selector (always, call N, every N, from N, offset S, chance N/D)");
+            fail(selector, "a selector (always, call N, calls N,N,..., every N, from N, offset S, chance N/D)");
         }
         while (c.peek().text == "fd" || c.peek().text == "times") {
             const Word key = c.take();
@@ -646,8 +670,13 @@ private:
         } else if (kind.text == "reorder") {
             sim::ReorderFault f;
             std::tie(f.from, f.to) = direction(c);
-            keyword(c, "chance");
-            std::tie(f.numerator, f.denominator) = chance(c);
+            const Word how = c.take();
+            if (how.text == "chance")
+                std::tie(f.numerator, f.denominator) = chance(c);
+            else if (how.text == "segments")
+                f.held_segments = number_list(c, "segment");
+            else
+                fail(how, "chance N/D or segments N,N,...");
             if (c.peek().text == "hold") {
                 c.take();
                 f.hold_back = duration(c);
@@ -789,6 +818,14 @@ std::optional<std::uint64_t> parse_size(std::string_view word) noexcept {
         {"MiB", 1024 * 1024},
     }};
     return parse_with_unit(word, units, false);
+}
+
+std::string format_size(std::uint64_t size_bytes) {
+    if (size_bytes != 0 && size_bytes % (1024 * 1024) == 0)
+        return std::to_string(size_bytes / (1024 * 1024)) + "M";
+    if (size_bytes != 0 && size_bytes % 1024 == 0)
+        return std::to_string(size_bytes / 1024) + "K";
+    return std::to_string(size_bytes);
 }
 
 ParseResult parse_scenario(std::string_view text, std::string_view file_name) {

@@ -103,6 +103,22 @@ inline constexpr std::size_t max_line_bytes = 4096;
 
 ParseResult parse_scenario(std::string_view text, std::string_view file_name);
 
+// The scenario as text that parse_scenario reads back to the same Scenario
+// (source locations and file name aside): one statement per line, in the
+// order seed, network, tcp, host, link, app, fault, net, at, expect, with
+// values left at their defaults not written (no seed line for seed 1). App
+// options and expectation arguments are written as they were written;
+// numbers, durations and sizes in their shortest form, so no statement is
+// longer than the line it was read from (a line of max_line_bytes stays
+// within the limit). No comments: a caller that wants some puts them in
+// front.
+std::string format_scenario(const Scenario& scenario);
+// One statement each, as format_scenario writes it.
+std::string format_syscall_fault(const SyscallFaultSpec& fault);
+std::string format_net_fault(const NetFault& fault);
+// "3,17,40": the list syntax of `calls` and `segments`.
+std::string format_number_list(const std::vector<std::uint64_t>& numbers);
+
 // "250ns", "100us", "1ms", "2s", "5m", "1h", "0"; nullopt if malformed or
 // out of range.
 std::optional<Nanos> parse_duration(std::string_view word) noexcept;
@@ -113,5 +129,9 @@ std::string format_duration(Nanos duration);
 std::optional<std::uint64_t> parse_count(std::string_view word) noexcept;
 // "64", "16KiB", "16K", "4MiB", "4M"; "100_000".
 std::optional<std::uint64_t> parse_size(std::string_view word) noexcept;
+// The exact size in the largest unit that divides it ("4M", "1536K", "100",
+// "0"), never longer than any way of writing it that parse_size reads:
+// parse_size(format_size(n)) == n.
+std::string format_size(std::uint64_t size_bytes);
 
 }  // namespace eagain::harness

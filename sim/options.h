@@ -11,6 +11,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace eagain::sim {
 
@@ -26,6 +27,7 @@ struct LinkOptions {
     Nanos jitter = 0ns;
     // Largest payload of one segment, bytes.
     std::uint32_t mss = 1460;
+    friend bool operator==(const LinkOptions&, const LinkOptions&) = default;
 };
 
 struct TcpOptions {
@@ -57,6 +59,7 @@ struct TcpOptions {
     // A closed socket waiting for the peer's FIN gives up after this
     // (tcp_fin_timeout).
     Nanos fin_timeout = 60s;
+    friend bool operator==(const TcpOptions&, const TcpOptions&) = default;
 };
 
 // Edge-triggered epoll, as Linux does it (a wake-up for every arrival, even
@@ -72,6 +75,7 @@ struct HostOptions {
     // First port handed out for an implicit bind (connect, listen without
     // bind, bind to port 0); they are handed out in order, skipping used ones.
     std::uint16_t first_ephemeral_port = 32768;
+    friend bool operator==(const HostOptions&, const HostOptions&) = default;
 };
 
 struct WorldOptions {
@@ -87,6 +91,10 @@ struct WorldOptions {
     // Told of every syscall fault a FaultySys given to add_reactor injects
     // (host name, virtual time, the fault), after the trace is.
     std::function<void(std::string_view host, Nanos at, const FaultEvent& event)> fault_observer;
+    // Told of every segment a ReorderFault holds back: which fault (the
+    // order it was added among reorder faults, from 0), the segment's number
+    // in that fault's count (ReorderFault::held_segments), and when it was sent.
+    std::function<void(std::size_t reorder_fault, std::uint64_t segment, Nanos at)> held_back_observer;
     // World::run gives up with RunStatus::livelock after this many rounds of
     // host steps without virtual time moving (a program spinning on a
     // level-triggered event it never consumes).
@@ -111,6 +119,7 @@ struct ResetFault {
     // segment is not, and the reset follows. Fires once per connection.
     std::int64_t at_received_offset = -1;
     bool one_sided = false;
+    friend bool operator==(const ResetFault&, const ResetFault&) = default;
 };
 
 // The endpoints on `host` advertise a zero receive window from `start` for
@@ -121,11 +130,16 @@ struct ZeroWindowFault {
     std::uint16_t port = 0;
     Nanos start = 0ns;
     Nanos duration = 1s;
+    friend bool operator==(const ZeroWindowFault&, const ZeroWindowFault&) = default;
 };
 
 // Segments from `from` to `to` sent during [start, start + duration) are,
 // with probability numerator/denominator each, held back by `hold_back`, so
-// later segments overtake them.
+// later segments overtake them. The fault numbers the segments it matches
+// (direction and period) 1, 2, ... in the order sent; with held_segments
+// non-empty it holds exactly the segments with those numbers and draws
+// nothing (the exact form exploration writes: which segments a probability
+// fault held is in WorldOptions::held_back_observer).
 struct ReorderFault {
     std::string from;
     std::string to;
@@ -134,6 +148,9 @@ struct ReorderFault {
     std::uint64_t numerator = 1;
     std::uint64_t denominator = 4;
     Nanos hold_back = 1ms;
+    // Segment numbers, strictly increasing, from 1; empty: by probability.
+    std::vector<std::uint64_t> held_segments{};
+    friend bool operator==(const ReorderFault&, const ReorderFault&) = default;
 };
 
 // Segments from `from` to `to` sent during [start, start + duration) take
@@ -144,6 +161,7 @@ struct DelayFault {
     Nanos start = 0ns;
     Nanos duration = 1s;
     Nanos extra = 100ms;
+    friend bool operator==(const DelayFault&, const DelayFault&) = default;
 };
 
 // Segments between `a` and `b`, either way, sent during
@@ -153,6 +171,7 @@ struct PartitionFault {
     std::string b;
     Nanos start = 0ns;
     Nanos duration = 1s;
+    friend bool operator==(const PartitionFault&, const PartitionFault&) = default;
 };
 
 }  // namespace eagain::sim

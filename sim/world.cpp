@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <functional>
+#include <string>
 #include <utility>
 
 namespace eagain::sim {
@@ -434,7 +436,7 @@ void World::send_segment(std::uint32_t slot) {
         if (link.jitter > Nanos{0})
             delay +=
                 Nanos(static_cast<Nanos::rep>(link_rng_.below(static_cast<std::uint64_t>(link.jitter.count()) + 1)));
-        for (const LinkFault& fault : link_faults_) {
+        for (LinkFault& fault : link_faults_) {
             if (now_ < fault.start || now_ >= fault.end)
                 continue;
             const bool forward =
@@ -449,12 +451,25 @@ void World::send_segment(std::uint32_t slot) {
                     delay += fault.extra;
                     note = "delayed";
                     break;
-                case LinkFault::Kind::reorder:
-                    if (fault_rng_.chance(fault.numerator, fault.denominator)) {
+                case LinkFault::Kind::reorder: {
+                    const std::uint64_t number = ++fault.matched_segments;
+                    bool hold = false;
+                    if (fault.held_segments.empty()) {
+                        hold = fault_rng_.chance(fault.numerator, fault.denominator);
+                    } else if (fault.next_held < fault.held_segments.size() &&
+                               fault.held_segments[fault.next_held] == number) {
+                        // Numbers rise by one per matching segment: the list is walked once.
+                        hold = true;
+                        ++fault.next_held;
+                    }
+                    if (hold) {
                         delay += fault.extra;
                         note = "held back";
+                        if (options_.held_back_observer)
+                            options_.held_back_observer(fault.reorder_index, number, now_);
                     }
                     break;
+                }
             }
         }
     }
@@ -1114,17 +1129,34 @@ void World::add_fault(const ZeroWindowFault& fault) {
 }
 
 void World::add_fault(const ReorderFault& fault) {
-    if (trace_.enabled())
-        trace_.line(now_, "fault_scheduled")
-            .field("kind", "reorder")
-            .field("from", fault.from)
-            .field("to", fault.to)
-            .field("numerator", fault.numerator)
-            .field("denominator", fault.denominator)
-            .field("hold_back", static_cast<std::int64_t>(fault.hold_back.count()));
-    link_faults_.push_back(LinkFault{LinkFault::Kind::reorder, host_selector(fault.from), host_selector(fault.to),
-                                     false, fault.start, saturating_add(fault.start, fault.duration), fault.numerator,
-                                     fault.denominator, fault.hold_back});
+    EAGAIN_ASSERT(fault.held_segments.empty() || fault.held_segments.front() > 0);
+    EAGAIN_ASSERT(std::adjacent_find(fault.held_segments.begin(), fault.held_segments.end(), std::greater_equal<>()) ==
+                  fault.held_segments.end());
+    if (trace_.enabled()) {
+        Trace::Line line = trace_.line(now_, "fault_scheduled");
+        line.field("kind", "reorder").field("from", fault.from).field("to", fault.to);
+        if (fault.held_segments.empty()) {
+            line.field("numerator", fault.numerator).field("denominator", fault.denominator);
+        } else {
+            std::string list = "[";
+            for (const std::uint64_t number : fault.held_segments)
+                list += (list.size() > 1 ? "," : "") + std::to_string(number);
+            line.raw("segments", list + "]");
+        }
+        line.field("hold_back", static_cast<std::int64_t>(fault.hold_back.count()));
+    }
+    LinkFault link_fault{LinkFault::Kind::reorder,
+                         host_selector(fault.from),
+                         host_selector(fault.to),
+                         false,
+                         fault.start,
+                         saturating_add(fault.start, fault.duration),
+                         fault.numerator,
+                         fault.denominator,
+                         fault.hold_back};
+    link_fault.reorder_index = reorder_faults_++;
+    link_fault.held_segments = fault.held_segments;
+    link_faults_.push_back(std::move(link_fault));
 }
 
 void World::add_fault(const DelayFault& fault) {

@@ -137,6 +137,12 @@ private:
         std::uint64_t numerator = 0;
         std::uint64_t denominator = 1;
         Nanos extra{};
+        // reorder only: its index among reorder faults, the segments it
+        // matched so far, and the exact form's list and position in it.
+        std::size_t reorder_index = 0;
+        std::uint64_t matched_segments = 0;
+        std::vector<std::uint64_t> held_segments{};
+        std::size_t next_held = 0;
     };
 
     // --- events -----------------------------------------------------------
@@ -219,6 +225,7 @@ private:
     std::vector<std::unique_ptr<SimKernel>> hosts_;
     std::vector<LinkOptions> links_;  // hosts x hosts, row-major; grown by add_host
     std::vector<LinkFault> link_faults_;
+    std::size_t reorder_faults_ = 0;
     // With the fault's host resolved to an index (-1: any) once, at
     // add_fault, not on every segment.
     std::vector<std::pair<ResetFault, std::int64_t>> offset_resets_;

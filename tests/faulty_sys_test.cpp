@@ -246,6 +246,19 @@ TEST_CASE("add_rule rejects malformed selectors and limits", "[faulty]") {
         rule.chance_denominator = 2;
         CHECK(faulty.add_rule(rule) == RuleError::bad_chance);
     }
+    SECTION("a call list that is empty, starts at 0, or is not strictly increasing") {
+        rule.when = CallSelector::call_list;
+        CHECK(faulty.add_rule(rule) == RuleError::bad_call_list);
+        rule.call_list = {0, 3};
+        CHECK(faulty.add_rule(rule) == RuleError::bad_call_list);
+        rule.call_list = {3, 3};
+        CHECK(faulty.add_rule(rule) == RuleError::bad_call_list);
+        rule.call_list = {5, 3};
+        CHECK(faulty.add_rule(rule) == RuleError::bad_call_list);
+        rule.call_list.assign(eagain::max_call_list + 1, 0);
+        std::iota(rule.call_list.begin(), rule.call_list.end(), 1);
+        CHECK(faulty.add_rule(rule) == RuleError::bad_call_list);
+    }
     SECTION("max_hits zero") {
         rule.max_hits = 0;
         CHECK(faulty.add_rule(rule) == RuleError::max_hits_zero);
@@ -268,7 +281,7 @@ TEST_CASE("every fault enum value has its own name", "[faulty]") {
     std::vector<std::string> names;
     for (int i = 0; i <= static_cast<int>(FaultKind::emfile); ++i)
         names.emplace_back(eagain::to_string(static_cast<FaultKind>(i)));
-    for (int i = 0; i <= static_cast<int>(CallSelector::with_probability); ++i)
+    for (int i = 0; i <= static_cast<int>(CallSelector::call_list); ++i)
         names.emplace_back(eagain::to_string(static_cast<CallSelector>(i)));
     for (int i = 0; i <= static_cast<int>(RuleError::too_many_rules); ++i)
         names.emplace_back(eagain::to_string(static_cast<RuleError>(i)));
@@ -423,6 +436,60 @@ TEST_CASE("a probability rule decides the same per seed and differently between 
     CHECK(decisions(8) != first);
     CHECK(std::count(first.begin(), first.end(), true) > 0);
     CHECK(std::count(first.begin(), first.end(), false) > 0);
+}
+
+TEST_CASE("a call-list rule fires on exactly the listed matching calls", "[faulty]") {
+    Loopback net;
+    FaultySys faulty(net.linux_sys, 1);
+    FaultRule rule = rule_on(SysCall::recv, FaultKind::eagain);
+    rule.when = CallSelector::call_list;
+    rule.call_list = {2, 3, 6};
+    REQUIRE(faulty.add_rule(rule) == RuleError::none);
+    net.deliver(net.client, net.server, iota_bytes(10));
+    CHECK(recv_one_byte(faulty, net.server, 7) ==
+          std::vector<std::string>{"ok 1", "EAGAIN", "EAGAIN", "ok 1", "ok 1", "EAGAIN", "ok 1"});
+    CHECK(faulty.rule_hits(0) == 3);
+}
+
+TEST_CASE("probability rules replaced by call lists of the calls they fired on give the same faults", "[faulty]") {
+    // Two probability rules on one call, the first of which often wins: the
+    // lists are built from the observed call numbers, per rule, and must
+    // reproduce the same faults without drawing (with another seed, too).
+    const auto run = [](std::uint64_t seed, const std::vector<FaultRule>& rules) {
+        LinuxSys linux_sys;
+        FaultySys faulty(linux_sys, seed);
+        for (const FaultRule& rule : rules)
+            REQUIRE(faulty.add_rule(rule) == RuleError::none);
+        std::vector<FaultEvent> events;
+        faulty.set_observer([&](const FaultEvent& event) { events.push_back(event); });
+        const int epoll_fd = epoll_set(faulty);
+        std::array<EpollEvent, 1> ready{};
+        for (int i = 0; i < 200; ++i)
+            (void)faulty.epoll_wait(epoll_fd, ready, 0);
+        REQUIRE(faulty.close(epoll_fd).ok());
+        return events;
+    };
+    std::vector<FaultRule> chance_rules(2, rule_on(SysCall::epoll_wait, FaultKind::eintr));
+    chance_rules[0].when = CallSelector::with_probability;
+    chance_rules[0].chance_numerator = 1;
+    chance_rules[0].chance_denominator = 3;
+    chance_rules[1] = chance_rules[0];
+    chance_rules[1].chance_numerator = 1;
+    chance_rules[1].chance_denominator = 2;
+    chance_rules[1].max_hits = 20;
+    const std::vector<FaultEvent> original = run(11, chance_rules);
+    REQUIRE(original.size() > 40);
+
+    std::vector<FaultRule> exact = chance_rules;
+    for (FaultRule& rule : exact) {
+        rule.when = CallSelector::call_list;
+        rule.call_list.clear();
+        rule.max_hits.reset();
+    }
+    for (const FaultEvent& event : original)
+        exact[event.rule_index].call_list.push_back(event.call_number);
+    CHECK(run(11, exact) == original);
+    CHECK(run(12, exact) == original);
 }
 
 TEST_CASE("a rule stops firing after max_hits", "[faulty]") {

@@ -149,6 +149,42 @@ TEST_CASE("each mistake is reported as file:line:col: expected ..., found ...", 
     CHECK(only_error(std::string(5000, 'x')) == "t.scn:1:4097: expected a line of at most 4096 bytes, found \"x\"");
 }
 
+TEST_CASE("exact faults: a call list selector and a reorder of listed segments", "[scenario]") {
+    const ParseResult result = parse(std::string(two_hosts) + R"(fault server recv calls 3,17,1_000 fd 5 -> EINTR
+fault client send calls 2 -> short 7
+net reorder client->server segments 4,9 hold 2ms at 1ms
+net reorder *->* chance 1/8
+)");
+    INFO((result.errors.empty() ? std::string() : result.errors.front()));
+    REQUIRE(result.ok());
+    const Scenario& s = result.scenario;
+    REQUIRE(s.syscall_faults.size() == 2);
+    CHECK(s.syscall_faults[0].rule.when == CallSelector::call_list);
+    CHECK(s.syscall_faults[0].rule.call_list == std::vector<std::uint64_t>{3, 17, 1000});
+    CHECK(s.syscall_faults[0].rule.fd == 5);
+    CHECK(s.syscall_faults[1].rule.call_list == std::vector<std::uint64_t>{2});
+    CHECK(s.syscall_faults[1].rule.short_limit_bytes == 7);
+    REQUIRE(s.net_faults.size() == 2);
+    const auto& exact = std::get<sim::ReorderFault>(s.net_faults[0].fault);
+    CHECK(exact.held_segments == std::vector<std::uint64_t>{4, 9});
+    CHECK(exact.hold_back == 2ms);
+    CHECK(exact.start == 1ms);
+    CHECK(std::get<sim::ReorderFault>(s.net_faults[1].fault).held_segments.empty());
+
+    const std::string list_error =
+        "expected a list of call numbers from 1, strictly increasing, no spaces (3,17,40), found ";
+    for (const std::string_view bad : {"3,3", "5,2", "0,1", "1,", ",1", "1,,2", "x", "->"}) {
+        const std::string error = only_error(std::string(two_hosts) + "fault server recv calls " + std::string(bad) +
+                                             (bad == "->" ? " EINTR" : " -> EINTR"));
+        CHECK(error == "t.scn:3:25: " + list_error + "\"" + std::string(bad) + "\"");
+    }
+    CHECK(only_error(std::string(two_hosts) + "net reorder client->server segments 2,1") ==
+          "t.scn:3:37: expected a list of segment numbers from 1, strictly increasing, no spaces (3,17,40), found "
+          "\"2,1\"");
+    CHECK(only_error(std::string(two_hosts) + "net reorder client->server hold 1ms") ==
+          "t.scn:3:28: expected chance N/D or segments N,N,..., found \"hold\"");
+}
+
 TEST_CASE("the parser reports every bad line, up to its limit, and keeps what was valid", "[scenario]") {
     const ParseResult some = parse("host a\nbogus\nhost b\nseed x\napp a frame-echo\n");
     REQUIRE(some.errors.size() == 2);

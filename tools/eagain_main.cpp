@@ -9,13 +9,27 @@
 //                                        line per scenario, each failed
 //                                        expectation explained, a summary
 //
-// Exit 0 when every file is valid (check) / passed (run), 1 when any has
-// problems or fails or cannot run yet, 2 on bad usage or an unreadable file.
-// (sweep and explore come later.)
+//   eagain sweep FILE --seeds A..B [--jobs N] [--shard i/N]
+//                                        run one scenario once per seed;
+//                                        a summary table (harness/sweep.h)
+//   eagain explore FILE --seeds A..B [--out DIR] [--max-runs N]
+//                                        find the first failing seed, write
+//                                        a minimised reproducer with its
+//                                        exact faults to DIR (default .),
+//                                        print its path (harness/explore.h)
+//
+// Exit 0 when every file is valid (check) / passed (run, sweep) / no seed
+// failed (explore), 1 when any has problems or fails or cannot run yet (or
+// explore found a failing seed), 2 on bad usage or an unreadable file.
+// sweep and explore draw a progress bar on stderr when it is a terminal.
+#include "harness/explore.h"
 #include "harness/runner.h"
 #include "harness/scenario.h"
+#include "harness/sweep.h"
 
 #include <CLI/CLI.hpp>
+
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -172,6 +186,178 @@ int run(const std::vector<std::string>& paths, std::optional<std::uint64_t> seed
     return failed == 0 && not_run == 0 ? 0 : 1;
 }
 
+// A progress bar on stderr, redrawn at most every 100 ms, only when stderr
+// is a terminal; cleared when done.
+class ProgressBar {
+public:
+    ProgressBar() : shown_(isatty(STDERR_FILENO) == 1) {}
+    ~ProgressBar() { clear(); }
+    ProgressBar(const ProgressBar&) = delete;
+    ProgressBar& operator=(const ProgressBar&) = delete;
+
+    void update(std::uint64_t done, std::uint64_t total, std::uint64_t failed) {
+        if (!shown_)
+            return;
+        const auto now = std::chrono::steady_clock::now();
+        if (drawn_ && done != total && now - last_ < std::chrono::milliseconds(100))
+            return;
+        last_ = now;
+        drawn_ = true;
+        constexpr std::uint64_t width = 30;
+        const std::uint64_t filled = total == 0 ? width : done * width / total;
+        std::string bar(static_cast<std::size_t>(filled), '#');
+        bar.resize(width, '.');
+        std::fprintf(stderr, "\r[%s] %llu/%llu seeds, %llu failed", bar.c_str(), static_cast<unsigned long long>(done),
+                     static_cast<unsigned long long>(total), static_cast<unsigned long long>(failed));
+        std::fflush(stderr);
+    }
+    void clear() {
+        if (shown_ && drawn_)
+            std::fprintf(stderr, "\r\033[K");
+        drawn_ = false;
+    }
+
+private:
+    bool shown_;
+    bool drawn_ = false;
+    std::chrono::steady_clock::time_point last_{};
+};
+
+// The scenario in file, parsed; its problems printed. Exit status 2
+// (unreadable) or 1 (does not parse) through status when nullopt.
+std::optional<eagain::harness::Scenario> load(const std::string& file, int& status) {
+    const std::optional<std::string> text = read_file(file);
+    if (!text) {
+        std::fprintf(stderr, "%s: cannot read (missing, unreadable or over 1 MiB)\n", file.c_str());
+        status = 2;
+        return std::nullopt;
+    }
+    eagain::harness::ParseResult parsed = eagain::harness::parse_scenario(*text, file);
+    if (!parsed.ok()) {
+        std::printf("ERROR %s: does not parse\n", file.c_str());
+        for (const std::string& error : parsed.errors)
+            std::printf("  %s\n", error.c_str());
+        status = 1;
+        return std::nullopt;
+    }
+    return std::move(parsed.scenario);
+}
+
+int sweep_command(const std::string& file, const std::string& seeds_text, unsigned jobs,
+                  const std::string& shard_text) {
+    using namespace eagain::harness;
+    const std::optional<SeedRange> seeds = parse_seed_range(seeds_text);
+    if (!seeds) {
+        std::fprintf(stderr, "--seeds: expected A..B with A <= B, found \"%s\"\n", seeds_text.c_str());
+        return 2;
+    }
+    const std::optional<Shard> shard = shard_text.empty() ? Shard{} : parse_shard(shard_text);
+    if (!shard) {
+        std::fprintf(stderr, "--shard: expected i/N with 1 <= i <= N, found \"%s\"\n", shard_text.c_str());
+        return 2;
+    }
+    if (shard_size(*seeds, *shard) > max_sweep_seeds) {
+        std::fprintf(stderr, "--seeds: %llu seeds in one sweep; at most %llu (split the range, or use --shard)\n",
+                     static_cast<unsigned long long>(shard_size(*seeds, *shard)),
+                     static_cast<unsigned long long>(max_sweep_seeds));
+        return 2;
+    }
+    int status = 0;
+    const std::optional<Scenario> scenario = load(file, status);
+    if (!scenario)
+        return status;
+
+    SweepOptions options;
+    options.seeds = *seeds;
+    options.shard = *shard;
+    options.jobs = jobs;
+    ProgressBar bar;
+    std::uint64_t failed = 0;
+    options.progress = [&](const SeedOutcome& outcome, std::uint64_t done, std::uint64_t total) {
+        failed += outcome.passed ? 0 : 1;
+        bar.update(done, total, failed);
+    };
+    const auto wall_start = std::chrono::steady_clock::now();
+    const SweepResult result = sweep(*scenario, options);
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+    bar.clear();
+    if (!result.error.empty()) {
+        std::fprintf(stderr, "sweep: %s\n", result.error.c_str());
+        return 2;
+    }
+    const SweepSummary summary = summarize(result.outcomes);
+    std::printf("sweep %s  seeds %llu..%llu  shard %llu/%llu\n", file.c_str(),
+                static_cast<unsigned long long>(seeds->first), static_cast<unsigned long long>(seeds->last),
+                static_cast<unsigned long long>(shard->index), static_cast<unsigned long long>(shard->count));
+    std::printf("%s", format_summary(summary).c_str());
+    std::printf("wall time             %.3fs with %u jobs (%.0f seeds/s)\n", wall, jobs,
+                wall > 0 ? static_cast<double>(summary.seeds_run) / wall : 0.0);
+    return summary.failed == 0 && summary.not_run == 0 ? 0 : 1;
+}
+
+int explore_command(const std::string& file, const std::string& seeds_text, const std::string& out_dir,
+                    std::size_t max_runs) {
+    using namespace eagain::harness;
+    const std::optional<SeedRange> seeds = parse_seed_range(seeds_text);
+    if (!seeds) {
+        std::fprintf(stderr, "--seeds: expected A..B with A <= B, found \"%s\"\n", seeds_text.c_str());
+        return 2;
+    }
+    std::error_code error;
+    if (!std::filesystem::is_directory(out_dir, error)) {
+        std::fprintf(stderr, "--out: %s is not a directory\n", out_dir.c_str());
+        return 2;
+    }
+    int status = 0;
+    const std::optional<Scenario> scenario = load(file, status);
+    if (!scenario)
+        return status;
+
+    ExploreOptions options;
+    options.seeds = *seeds;
+    options.max_runs = max_runs;
+    ProgressBar bar;
+    std::uint64_t done = 0;
+    options.progress = [&](std::uint64_t /*seed*/, bool passed) {
+        ++done;
+        bar.update(done, seeds->size(), passed ? 0 : 1);
+    };
+    const ExploreResult result = explore(*scenario, options);
+    bar.clear();
+    if (!result.error.empty()) {
+        std::fprintf(stderr, "explore %s: %s\n", file.c_str(), result.error.c_str());
+        return 1;
+    }
+    std::printf("explore %s  seeds %llu..%llu\n", file.c_str(), static_cast<unsigned long long>(seeds->first),
+                static_cast<unsigned long long>(seeds->last));
+    if (!result.failing_seed) {
+        std::printf("no failing seed: %llu seeds run, all passed\n", static_cast<unsigned long long>(result.seeds_run));
+        return 0;
+    }
+    std::printf("seed %llu fails (%llu seeds run):\n", static_cast<unsigned long long>(*result.failing_seed),
+                static_cast<unsigned long long>(result.seeds_run));
+    for (const std::string& failed : result.failure)
+        std::printf("  %s\n", failed.c_str());
+    std::printf("exact faults %zu, minimised to %zu in %zu runs", result.faults_before, result.faults_after,
+                result.runs);
+    for (const std::string& change : result.workload_changes)
+        std::printf("; %s", change.c_str());
+    std::printf("%s\n", result.budget_exhausted ? " (stopped at --max-runs)" : "");
+    std::printf("%s\n", result.seed_needed ? "the seed is still needed (see the file's header)"
+                                           : "no seed needed: it fails the same way with other seeds");
+    const std::filesystem::path path =
+        std::filesystem::path(out_dir) / reproducer_file_name(scenario->file, *result.failing_seed);
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << result.reproducer_text;
+    out.close();
+    if (!out) {
+        std::fprintf(stderr, "%s: cannot write\n", path.string().c_str());
+        return 2;
+    }
+    std::printf("reproducer: %s\n", path.string().c_str());
+    return 1;
+}
+
 int main(int argc, char** argv) {
     CLI::App app{"eagain: deterministic simulation and fault injection for non-blocking TCP code"};
     app.require_subcommand(1);
@@ -185,6 +371,26 @@ int main(int argc, char** argv) {
     run_command->add_option("paths", run_paths, "scenario files or directories")->required();
     run_command->add_option("--seed", seed, "override every scenario's seed");
     run_command->add_option("--trace", trace_path, "write the trace (JSON lines) of the one scenario run");
+
+    std::string scenario_file;
+    std::string seeds_text;
+    unsigned jobs = 1;
+    std::string shard_text;
+    CLI::App* sweep_cmd = app.add_subcommand("sweep", "run one scenario once per seed and summarise");
+    sweep_cmd->add_option("file", scenario_file, "scenario file (.scn)")->required();
+    sweep_cmd->add_option("--seeds", seeds_text, "seeds A..B (both included)")->required();
+    sweep_cmd->add_option("--jobs", jobs, "worker processes")->check(CLI::Range(1U, eagain::harness::max_sweep_jobs));
+    sweep_cmd->add_option("--shard", shard_text, "i/N: only seeds with (seed - A) % N == i - 1");
+
+    std::string out_dir = ".";
+    std::size_t max_runs = 500;
+    CLI::App* explore_cmd =
+        app.add_subcommand("explore", "find a failing seed and write a minimised reproducer with exact faults");
+    explore_cmd->add_option("file", scenario_file, "scenario file (.scn)")->required();
+    explore_cmd->add_option("--seeds", seeds_text, "seeds A..B to try, in order")->required();
+    explore_cmd->add_option("--out", out_dir, "directory for the reproducer (default: .)");
+    explore_cmd->add_option("--max-runs", max_runs, "runs to spend checking and minimising (default 500)")
+        ->check(CLI::Range(std::size_t{5}, std::size_t{1000000}));
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -195,5 +401,9 @@ int main(int argc, char** argv) {
         return check(files);
     if (run_command->parsed())
         return run(run_paths, seed, trace_path);
+    if (sweep_cmd->parsed())
+        return sweep_command(scenario_file, seeds_text, jobs, shard_text);
+    if (explore_cmd->parsed())
+        return explore_command(scenario_file, seeds_text, out_dir, max_runs);
     return 2;
 }
