@@ -51,6 +51,7 @@ struct RunningApp {
     std::optional<AppContext> context;
     std::unique_ptr<App> app;
     std::vector<std::unique_ptr<App>> retired;
+    std::optional<Nanos> done_at;  // when the run first saw it done (for "expect APP done-by")
 
     AppObservations observations() const {
         AppObservations all;
@@ -105,7 +106,7 @@ std::string unrunnable(const Scenario& scenario) {
             return "action " + action.action + line(action.where) + ": " + kind_name(action.app) + " does not do it";
     }
     for (const ExpectSpec& e : scenario.expectations) {
-        if (e.app.empty())
+        if (e.app.empty() || e.what == "done-by")  // every kind can be done by a time
             continue;
         const AppKind& kind = kind_of(e.app);
         if (std::find(kind.expectations.begin(), kind.expectations.end(), e.what) == kind.expectations.end())
@@ -326,7 +327,14 @@ ScenarioReport run_scenario(const Scenario& scenario, const ScenarioRunOptions& 
             deadline = *parse_duration(e.arguments.front());
     }
     const auto all_done = [&] {
-        return std::all_of(apps.begin(), apps.end(), [](const auto& entry) { return entry.second.done(); });
+        bool all = true;
+        for (auto& [name, app] : apps) {
+            const bool done = app.done();
+            if (done && !app.done_at)
+                app.done_at = world.now();
+            all = all && done;
+        }
+        return all;
     };
     const sim::RunStatus status = world.run_until(deadline, all_done);
     const Nanos finished_at = world.now();
@@ -352,8 +360,17 @@ ScenarioReport run_scenario(const Scenario& scenario, const ScenarioRunOptions& 
             check_world_expectation(e, finished, status, finished_at, world, hosts, fail);
             continue;
         }
-        const AppObservations seen = apps.at(e.app).observations();
-        check_app_expectation(e, seen, finished_at, fail);
+        const RunningApp& app = apps.at(e.app);
+        if (e.what == "done-by") {
+            const Nanos by = *parse_duration(e.arguments.front());
+            if (!app.done_at || *app.done_at > by)
+                fail(e, e.app + " done by " + e.arguments.front(),
+                     app.done_at ? "done at " + format_duration(*app.done_at)
+                                 : "still running at " + format_duration(finished_at),
+                     app.done_at.value_or(finished_at));
+            continue;
+        }
+        check_app_expectation(e, app.observations(), finished_at, fail);
     }
     for (auto& [name, app] : apps) {
         if (app.app)

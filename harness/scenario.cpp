@@ -165,8 +165,9 @@ const std::vector<AppKind>& app_kinds() {
 constexpr std::array<std::string_view, 7> actions{"stop-reading", "resume-reading",     "stop", "start", "restart",
                                                   "close",        "send-hostile-length"};
 constexpr std::array<std::string_view, 3> world_expectations{"no-fd-leak", "no-sigpipe", "done-by"};
-constexpr std::array<std::string_view, 8> app_expectations{
-    "frames-verified", "no-errors", "error", "state", "reconnect-at", "heartbeats", "max-buffered", "bytes-received"};
+constexpr std::array<std::string_view, 9> app_expectations{"frames-verified", "no-errors",      "error",
+                                                           "state",           "reconnect-at",   "heartbeats",
+                                                           "max-buffered",    "bytes-received", "done-by"};
 // ConnectionState names (core/connection.h), as apps record them.
 constexpr std::array<std::string_view, 8> connection_states{
     "idle", "connecting", "established", "half_closed_local", "half_closed_remote", "closing", "closed", "backoff"};
@@ -740,6 +741,8 @@ private:
                 argument([&] { count(c); });
             } else if (spec.what == "max-buffered" || spec.what == "bytes-received") {
                 argument([&] { size(c); });
+            } else if (spec.what == "done-by") {
+                argument([&] { duration(c); });
             } else if (spec.what == "error") {
                 argument([&] {
                     const Word w = c.take();

@@ -121,7 +121,7 @@ struct SimPair {
 
 }  // namespace
 
-TEST_CASE("on_transition forwards every transition once, in order; one into connecting comes with its connect(2)",
+TEST_CASE("on_transition forwards every transition once, in order, one into connecting comes with its connect(2)",
           "[connection_driver][sim]") {
     SimPair sim;  // nothing listens: every connect is refused, one round trip later
     eagain::ConnectionConfig config;
@@ -151,7 +151,7 @@ TEST_CASE("on_transition forwards every transition once, in order; one into conn
     CHECK(connects == expected);
 }
 
-TEST_CASE("pause_reading: the peer's echoes meet a zero window; resume_reading reads every one",
+TEST_CASE("pause_reading: the peer's echoes meet a zero window, resume_reading reads every one",
           "[connection_driver][sim]") {
     const eagain::TriggerMode trigger = GENERATE(eagain::TriggerMode::level, eagain::TriggerMode::edge);
     CAPTURE(trigger == eagain::TriggerMode::edge);

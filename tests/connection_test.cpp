@@ -661,7 +661,7 @@ TEST_CASE("half_closed_local: read until the peer's FIN", "[connection]") {
     }
 }
 
-TEST_CASE("backoff: the retry starts at its time; close() cancels it", "[connection]") {
+TEST_CASE("backoff: the retry starts at its time, close() cancels it", "[connection]") {
     const Nanos t = sec(1);
     Connection c = backoff_client(t);
     CHECK(c.next_deadline() == t + sec(1));
@@ -680,7 +680,7 @@ TEST_CASE("backoff: the retry starts at its time; close() cancels it", "[connect
     }
 }
 
-TEST_CASE("closed: final; socket inputs are stale and produce nothing", "[connection]") {
+TEST_CASE("closed: final, socket inputs are stale and produce nothing", "[connection]") {
     const Nanos t = sec(1);
     Connection c = closed_client(t);
     c.on_error(t, ECONNRESET);
@@ -1014,7 +1014,7 @@ TEST_CASE("no ping while traffic flows: an hour of a request every 10 s", "[conn
     CHECK(c.state() == S::established);
 }
 
-TEST_CASE("heartbeat frames are consumed; pings are answered with pongs", "[connection][heartbeat]") {
+TEST_CASE("heartbeat frames are consumed, pings are answered with pongs", "[connection][heartbeat]") {
     const Nanos t = sec(1);
     Connection c = established_server(t);
     SECTION("a ping is answered with a pong echoing its seq") {
@@ -1515,7 +1515,7 @@ TEST_CASE("pause_reading: nothing is read until resume_reading, in any state and
     }
 }
 
-TEST_CASE("pause_reading suspends dead-peer detection; its clock restarts at resume", "[connection][pause]") {
+TEST_CASE("pause_reading suspends dead-peer detection, its clock restarts at resume", "[connection][pause]") {
     const Nanos t = sec(1);
     Connection c = established_client(t);  // pings at 30 s idle, dead after 90 s
     c.pause_reading(t + sec(10));

@@ -617,7 +617,7 @@ TEST_CASE("injected errors perform no inner call", "[faulty]") {
     }
 }
 
-TEST_CASE("EINTR on connect performs the connect; writable and SO_ERROR 0 follow", "[faulty]") {
+TEST_CASE("EINTR on connect performs the connect, writable and SO_ERROR 0 follow", "[faulty]") {
     Loopback net;
     FaultySys faulty(net.linux_sys, 1);
     REQUIRE(faulty.add_rule(rule_on(SysCall::connect, FaultKind::eintr)) == RuleError::none);

@@ -484,7 +484,7 @@ expect done-by 10s
     }
 }
 
-TEST_CASE("byte apps refuse expectations they do not observe; the servers take a backlog", "[scenario][bytes]") {
+TEST_CASE("byte apps refuse expectations they do not observe, the servers take a backlog", "[scenario][bytes]") {
     const ScenarioReport report = run_scenario(parsed(R"(
 host receiver
 host sender
@@ -493,9 +493,9 @@ app sender bulk-sender connect receiver:9 bytes 1MiB
 expect sender bytes-received 1MiB
 )"));
     CHECK(report.setup_error == "expectation bytes-received (line 6): bulk-sender does not observe it");
-    const ParseResult frame_echo = parse_scenario("host a\napp a frame-echo backlog 16\n", "t.scn");
-    REQUIRE(frame_echo.errors.size() == 1);
-    CHECK(frame_echo.errors.front().starts_with("t.scn:2:18: expected an option of frame-echo"));
+    const ParseResult frame_client = parse_scenario("host a\napp a frame-client connect a:7 backlog 16\n", "t.scn");
+    REQUIRE(frame_client.errors.size() == 1);
+    CHECK(frame_client.errors.front().starts_with("t.scn:2:32: expected an option of frame-client"));
     CHECK(parse_scenario("host a\napp a byte-echo backlog 16\n", "t.scn").ok());
     CHECK_FALSE(parse_scenario("host a\napp a byte-echo backlog 0\n", "t.scn").ok());
 }

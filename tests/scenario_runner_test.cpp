@@ -96,7 +96,7 @@ expect no-fd-leak
     CHECK(stalled.failures[1].happened.starts_with("not checkable"));
 }
 
-TEST_CASE("the same scenario and seed give the same trace hash; --seed changes it", "[scenario][runner]") {
+TEST_CASE("the same scenario and seed give the same trace hash, --seed changes it", "[scenario][runner]") {
     const Scenario scenario = parsed(std::string(echo) + "network jitter 100us\nexpect done-by 5s\n");
     const ScenarioReport first = run_scenario(scenario);
     const ScenarioReport again = run_scenario(scenario);
@@ -144,7 +144,7 @@ at 1ms server send-hostile-length
     }
 }
 
-TEST_CASE("a server stopped by an action is not a descriptor leak; fewer descriptors than before are fine",
+TEST_CASE("a server stopped by an action is not a descriptor leak, fewer descriptors than before are fine",
           "[scenario][runner]") {
     const ScenarioReport report = run_scenario(parsed(R"(
 host server

@@ -111,7 +111,7 @@ TEMPLATE_TEST_CASE("connect to a port nobody listens on fails with ECONNREFUSED 
     CHECK(errno_name(second.value) == "0");
 }
 
-TEMPLATE_TEST_CASE("after a refused connect the next call reports it once; connect() starts over only the time after",
+TEMPLATE_TEST_CASE("after a refused connect the next call reports it once, connect() starts over only the time after",
                    "[conformance]", EAGAIN_CONFORMANCE_FIXTURES) {
     // The refusal is a pending error (SO_ERROR) that the first call to meet
     // it reports and clears: send, recv, getsockopt(SO_ERROR) or connect.
@@ -290,7 +290,7 @@ TEMPLATE_TEST_CASE("accept4 on an empty accept queue gives EAGAIN", "[conformanc
     }
 }
 
-TEMPLATE_TEST_CASE("accept4 does not pass the listener's O_NONBLOCK on; SOCK_NONBLOCK sets it", "[conformance]",
+TEMPLATE_TEST_CASE("accept4 does not pass the listener's O_NONBLOCK on, SOCK_NONBLOCK sets it", "[conformance]",
                    EAGAIN_CONFORMANCE_FIXTURES) {
     // accept(2): "On Linux, the new socket returned by accept() does not
     // inherit file status flags such as O_NONBLOCK and O_ASYNC from the

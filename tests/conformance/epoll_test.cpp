@@ -258,7 +258,7 @@ TEMPLATE_TEST_CASE("EPOLL_CTL_MOD checks readiness at once: it re-arms EPOLLONES
 // ===========================================================================
 // Which events are reported
 
-TEMPLATE_TEST_CASE("a new or bound socket reports EPOLLOUT|EPOLLHUP; a listener only EPOLLIN, when one is queued",
+TEMPLATE_TEST_CASE("a new or bound socket reports EPOLLOUT|EPOLLHUP, a listener only EPOLLIN, when one is queued",
                    "[conformance]", EAGAIN_CONFORMANCE_FIXTURES) {
     // A TCP socket in state CLOSE (new, or only bound) counts as hung up:
     // Linux's tcp_poll reports EPOLLHUP for it, and EPOLLOUT (a send would
@@ -296,7 +296,7 @@ TEMPLATE_TEST_CASE("a new or bound socket reports EPOLLOUT|EPOLLHUP; a listener 
     }
 }
 
-TEMPLATE_TEST_CASE("EPOLLERR and EPOLLHUP are reported unasked; EPOLLIN and EPOLLRDHUP only when asked for",
+TEMPLATE_TEST_CASE("EPOLLERR and EPOLLHUP are reported unasked, EPOLLIN and EPOLLRDHUP only when asked for",
                    "[conformance]", EAGAIN_CONFORMANCE_FIXTURES) {
     // epoll_ctl(2): EPOLLERR and EPOLLHUP: "epoll_wait(2) will always wait
     // for this event; it is not necessary to set it in events", so an fd

@@ -19,7 +19,7 @@ namespace eagain::conformance {
 // ===========================================================================
 // Calls a socket's state does not allow
 
-TEMPLATE_TEST_CASE("a socket that never connected: send gives EPIPE; recv, getpeername, shutdown ENOTCONN",
+TEMPLATE_TEST_CASE("a socket that never connected: send gives EPIPE, recv, getpeername, shutdown ENOTCONN",
                    "[conformance]", EAGAIN_CONFORMANCE_FIXTURES) {
     // recv(2): ENOTCONN "The socket is associated with a connection-oriented
     // protocol and has not been connected". getpeername(2): ENOTCONN "The

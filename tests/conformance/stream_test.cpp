@@ -173,7 +173,7 @@ TEMPLATE_TEST_CASE("after the peer's FIN recv returns the remaining data, then 0
     CHECK(epoll_events_name(wait_once(sys, epoll.get(), client, 0)) == "EPOLLIN|EPOLLRDHUP");
 }
 
-TEMPLATE_TEST_CASE("after shutdown(SHUT_WR) the peer reads 0 but can still send back; EPOLLHUP once both sides shut",
+TEMPLATE_TEST_CASE("after shutdown(SHUT_WR) the peer reads 0 but can still send back, EPOLLHUP once both sides shut",
                    "[conformance]", EAGAIN_CONFORMANCE_FIXTURES) {
     // shutdown(2): SHUT_WR "further transmissions will be disallowed"; the
     // other direction stays open (a half-close). send(2): EPIPE "The local
@@ -329,7 +329,7 @@ TEMPLATE_TEST_CASE("close() with received data unread sends RST, not FIN: the pe
     CHECK(end.value == 0);
 }
 
-TEMPLATE_TEST_CASE("a send to a peer that closed succeeds; the RST it draws gives EPIPE, not ECONNRESET, and recv 0",
+TEMPLATE_TEST_CASE("a send to a peer that closed succeeds, the RST it draws gives EPIPE, not ECONNRESET, and recv 0",
                    "[conformance]", EAGAIN_CONFORMANCE_FIXTURES) {
     // The peer closed with nothing unread, so it sent a FIN: this side is in
     // CLOSE-WAIT and may still send, and send() takes the data (it cannot
@@ -383,7 +383,7 @@ TEMPLATE_TEST_CASE("a send to a peer that closed succeeds; the RST it draws give
     CHECK(end.value == 0);
 }
 
-TEMPLATE_TEST_CASE("shutdown(SHUT_RD) is local: recv returns what is queued, then 0; the peer can still send",
+TEMPLATE_TEST_CASE("shutdown(SHUT_RD) is local: recv returns what is queued, then 0, the peer can still send",
                    "[conformance]", EAGAIN_CONFORMANCE_FIXTURES) {
     // shutdown(2): SHUT_RD "further receptions will be disallowed". On Linux
     // TCP that only marks this socket: nothing goes to the peer (no FIN, no

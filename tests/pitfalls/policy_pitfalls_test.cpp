@@ -1071,7 +1071,7 @@ Verdict output_stays_bounded(const BackpressureRun& run, std::uint64_t bound_byt
     return v;
 }
 
-TEST_CASE("backpressure: a client that never reads gets bounded output from the echo server; others are served",
+TEST_CASE("backpressure: a client that never reads gets bounded output from the echo server, others are served",
           "[pitfall][policy][backpressure]") {
     SECTION("FrameEchoServer: reading stops at high water, the connection stays open") {
         const EchoServerOptions options = backpressure_options(64U * 1024U, 1024U * 1024U);

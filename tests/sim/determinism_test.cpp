@@ -121,7 +121,7 @@ std::uint64_t fnv1a_of_lines(const std::vector<std::string>& lines) {
 
 }  // namespace
 
-TEST_CASE("the same workload and seed give a byte-identical trace twice in one process; another seed gives another",
+TEST_CASE("the same workload and seed give a byte-identical trace twice in one process, another seed gives another",
           "[sim]") {
     const Run first = run_workload(7);
     const Run second = run_workload(7);

@@ -219,7 +219,7 @@ TEST_CASE("a reader that stops reading closes its window: the writer fills both 
     CHECK(receive_pattern(net.server, pair.server.get(), sent) == sent);
 }
 
-TEST_CASE("jitter reorders segments; the receiver's out-of-order queue puts the stream back together", "[sim][tcp]") {
+TEST_CASE("jitter reorders segments, the receiver's out-of-order queue puts the stream back together", "[sim][tcp]") {
     WorldOptions options = Net::quiet();
     options.link.jitter = 5ms;
     options.link.mss = 100;
@@ -244,7 +244,7 @@ TEST_CASE("jitter reorders segments; the receiver's out-of-order queue puts the 
     CHECK(reordered);
 }
 
-TEST_CASE("a partition loses segments; after the heal the retransmission timer delivers everything", "[sim][tcp]") {
+TEST_CASE("a partition loses segments, after the heal the retransmission timer delivers everything", "[sim][tcp]") {
     Net net;
     Pair pair = connect_across(net);
     const Nanos start = net.world.now();
@@ -273,7 +273,7 @@ TEST_CASE("a partition that outlasts the retransmissions fails the connection wi
     CHECK(errno_name(net.client.recv(pair.client.get(), buffer, 0).error) == "ETIMEDOUT");
 }
 
-TEST_CASE("a delay fault adds its extra to every segment in its period; a delay beyond the RTO retransmits",
+TEST_CASE("a delay fault adds its extra to every segment in its period, a delay beyond the RTO retransmits",
           "[sim][tcp]") {
     Net net;
     Pair pair = connect_across(net);
@@ -341,7 +341,7 @@ TEST_CASE("a reset fault at a stream offset delivers exactly the bytes before it
     CHECK(net.client.sigpipe_count() == 1);
 }
 
-TEST_CASE("a forced zero window stalls the writer for its duration; the window update at its end resumes it",
+TEST_CASE("a forced zero window stalls the writer for its duration, the window update at its end resumes it",
           "[sim][tcp][faults]") {
     Net net;
     Pair pair = connect_across(net);
@@ -356,7 +356,7 @@ TEST_CASE("a forced zero window stalls the writer for its duration; the window u
     CHECK(net.world.now() - start == 10s + 2ms);
 }
 
-TEST_CASE("strict edge mode wakes only when a buffer turns non-empty; Linux mode on every arrival", "[sim][epoll]") {
+TEST_CASE("strict edge mode wakes only when a buffer turns non-empty, Linux mode on every arrival", "[sim][epoll]") {
     const auto wakes_for_second_arrival = [](EdgeMode mode) {
         WorldOptions options = Net::quiet();
         World world(options);
@@ -415,7 +415,7 @@ TEST_CASE("a program spinning on a level-triggered event it never consumes is re
     REQUIRE(reactor.remove(pair.server.get()).ok());
 }
 
-TEST_CASE("the same seed gives the same trace; another seed a different one", "[sim][determinism]") {
+TEST_CASE("the same seed gives the same trace, another seed a different one", "[sim][determinism]") {
     const auto run = [](std::uint64_t seed) {
         WorldOptions options = Net::quiet();
         options.seed = seed;
