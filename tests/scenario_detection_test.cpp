@@ -9,6 +9,7 @@
 #include "harness/scenario.h"
 #include "tests/scenarios/naive_client.h"
 #include "tests/scenarios/naive_echo_server.h"
+#include "tests/scenarios/naive_policy_client.h"
 
 #include <catch2/catch.hpp>
 
@@ -65,6 +66,14 @@ Detection detect(const std::string& file, NaivePitfall pitfall) {
 
 Detection detect(const std::string& file, NaiveClientPitfall pitfall) {
     return detect(file, "frame-client", naive_frame_client(NaiveClientPitfall::none), naive_frame_client(pitfall));
+}
+
+// A naive policy client in kind's place (tests/scenarios/naive_policy_client.h).
+Detection detect(const std::string& file, NaiveKind kind, NaivePolicyPitfall pitfall) {
+    const std::string name = kind == NaiveKind::frame_client  ? "frame-client"
+                             : kind == NaiveKind::idle_client ? "idle-client"
+                                                              : "reconnecting-client";
+    return detect(file, name, naive_policy_client(kind, NaivePolicyPitfall::none), naive_policy_client(kind, pitfall));
 }
 
 void check_passes(const harness::ScenarioReport& report, std::string_view who) {
@@ -246,6 +255,42 @@ TEST_CASE("eintr-on-connect catches a client that treats EINTR from connect() as
     CHECK(contains(failure.happened, "4 errors"));
     CHECK(contains(failure.happened, "connect_failed (EINTR)"));
     CHECK(verified(failure_of(d, "expect client frames-verified 40").happened) == 0);
+}
+
+// ---------------------------------------------------------------------------
+// Client policy: heartbeat and dead peer
+
+TEST_CASE("no-ping-while-traffic-flows catches a client that pings on a fixed timer", "[scenario][detection]") {
+    const Detection d = detect("scenarios/heartbeat/no-ping-while-traffic-flows.scn", NaiveKind::frame_client,
+                               NaivePolicyPitfall::pings_on_fixed_timer);
+    // A ping every 10 ms from the connection at 2 ms to the last echo at
+    // 2.002 s, frames flowing all the while; the frames still come back.
+    check_caught(d);
+    REQUIRE(d.naive.failures.size() == 1);
+    CHECK(failure_of(d, "expect client heartbeats 0").happened == "199 sent");
+}
+
+TEST_CASE("dead-peer-detected catches a client that never gives up on a silent peer", "[scenario][detection]") {
+    const Detection d =
+        detect("scenarios/heartbeat/dead-peer-detected.scn", NaiveKind::frame_client, NaivePolicyPitfall::no_dead_peer);
+    // It pings into the partition (at 1.5, 2.5 and 3.5 s) and waits: at the
+    // deadline its connection is still open, and TCP would keep it so for
+    // another quarter of an hour.
+    check_caught(d);
+    CHECK(failure_of(d, "expect client error dead_peer").happened == "no connection ended");
+    CHECK(failure_of(d, "expect client heartbeats 2").happened == "3 sent");
+    CHECK(contains(failure_of(d, "expect done-by 3500ms").happened, "still running at 3500ms"));
+}
+
+TEST_CASE("idle-heartbeats catches an idle client that never gives up on a silent peer", "[scenario][detection]") {
+    // The same pitfall in idle-client's place: the client cut off at 25 s
+    // pings every 10 s until the deadline, one ping more per interval.
+    const Detection d =
+        detect("scenarios/heartbeat/idle-heartbeats.scn", NaiveKind::idle_client, NaivePolicyPitfall::no_dead_peer);
+    check_caught(d);
+    CHECK(failure_of(d, "expect lost error dead_peer").happened == "no connection ended");
+    CHECK(failure_of(d, "expect lost heartbeats 4").happened == "6 sent");
+    CHECK(contains(failure_of(d, "expect done-by 61s").happened, "still running at 61s"));
 }
 
 }  // namespace eagain::scenarios
