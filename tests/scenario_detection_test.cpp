@@ -258,7 +258,7 @@ TEST_CASE("eintr-on-connect catches a client that treats EINTR from connect() as
 }
 
 // ---------------------------------------------------------------------------
-// Client policy: heartbeat and dead peer
+// Client policy: heartbeat, dead peer, reconnect
 
 TEST_CASE("no-ping-while-traffic-flows catches a client that pings on a fixed timer", "[scenario][detection]") {
     const Detection d = detect("scenarios/heartbeat/no-ping-while-traffic-flows.scn", NaiveKind::frame_client,
@@ -291,6 +291,69 @@ TEST_CASE("idle-heartbeats catches an idle client that never gives up on a silen
     CHECK(failure_of(d, "expect lost error dead_peer").happened == "no connection ended");
     CHECK(failure_of(d, "expect lost heartbeats 4").happened == "6 sent");
     CHECK(contains(failure_of(d, "expect done-by 61s").happened, "still running at 61s"));
+}
+
+TEST_CASE("backoff-schedule catches a client that reconnects at a fixed delay", "[scenario][detection]") {
+    const Detection d = detect("scenarios/reconnect/backoff-schedule.scn", NaiveKind::reconnecting_client,
+                               NaivePolicyPitfall::fixed_reconnect_delay);
+    // A connect every 1 s (+ the 200 us until the refusal) for as long as
+    // the server is down, 21 where the schedule makes 6. It does get its
+    // frames back in the end: the schedule is the only thing wrong.
+    check_caught(d);
+    REQUIRE(d.naive.failures.size() == 1);
+    CHECK(failure_of(d, "expect client reconnect-at 0 1000200us 3000400us 7000600us 15000800us 31001ms").happened ==
+          "connect attempts at 0 1000200us 2000400us 3000600us 4000800us 5001ms 6001200us 7001400us 8001600us "
+          "9001800us 10002ms 11002200us 12002400us 13002600us 14002800us 15003ms 16003200us 17003400us "
+          "18003600us 19003800us 20004ms");
+}
+
+TEST_CASE("backoff-schedule catches a client that never reconnects", "[scenario][detection]") {
+    const Detection d = detect("scenarios/reconnect/backoff-schedule.scn", NaiveKind::reconnecting_client,
+                               NaivePolicyPitfall::never_reconnects);
+    // The first refusal is the end of it.
+    check_caught(d);
+    CHECK(failure_of(d, "expect client reconnect-at 0 1000200us 3000400us 7000600us 15000800us 31001ms").happened ==
+          "connect attempts at 0");
+    CHECK(failure_of(d, "expect client frames-verified 50").happened ==
+          "0 verified, 0 wrong; first problem: ended after 0 of 50 frames: connect_failed (ECONNREFUSED)");
+}
+
+TEST_CASE("server-restart catches clients that never reconnect", "[scenario][detection]") {
+    const Detection d = detect("scenarios/reconnect/server-restart.scn", NaiveKind::reconnecting_client,
+                               NaivePolicyPitfall::never_reconnects);
+    // Each client stops at the server's FIN with the frames echoed before
+    // the restart, and never connects again.
+    check_caught(d);
+    struct Client {
+        const char* name;
+        const char* reconnect_at;
+        const char* frames;
+        const char* happened;
+    };
+    for (const Client& c : {
+             Client{"c1", "0 112ms", "300",
+                    "128 verified, 0 wrong; first problem: ended after 128 of 300 frames: peer_closed"},
+             Client{"c2", "0 113ms", "200",
+                    "64 verified, 0 wrong; first problem: ended after 64 of 200 frames: peer_closed"},
+             Client{"c3", "0 111500us", "500",
+                    "320 verified, 0 wrong; first problem: ended after 320 of 500 frames: peer_closed"},
+         }) {
+        const std::string app = std::string("expect ") + c.name;
+        CHECK(failure_of(d, app + " reconnect-at " + c.reconnect_at).happened == "connect attempts at 0");
+        CHECK(failure_of(d, app + " frames-verified " + c.frames).happened == c.happened);
+        CHECK(contains(failure_of(d, app + " no-errors").happened, "1 errors"));
+    }
+}
+
+TEST_CASE("backoff-starts-over catches a backoff that never starts over", "[scenario][detection]") {
+    const Detection d = detect("scenarios/reconnect/backoff-starts-over.scn", NaiveKind::reconnecting_client,
+                               NaivePolicyPitfall::backoff_never_reset);
+    // Three refusals before the success at 7 s are still counted when the
+    // restart at 10 s ends it: the next delay is 8 s, not 1 s.
+    check_caught(d);
+    REQUIRE(d.naive.failures.size() == 1);
+    CHECK(failure_of(d, "expect client reconnect-at 0 1000200us 3000400us 7000600us 11000100us").happened ==
+          "connect attempts at 0 1000200us 3000400us 7000600us 18000100us");
 }
 
 }  // namespace eagain::scenarios
