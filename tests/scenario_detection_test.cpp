@@ -9,6 +9,7 @@
 #include "harness/scenario.h"
 #include "tests/scenarios/naive_client.h"
 #include "tests/scenarios/naive_echo_server.h"
+#include "tests/scenarios/naive_policy_client.h"
 
 #include <catch2/catch.hpp>
 
@@ -65,6 +66,14 @@ Detection detect(const std::string& file, NaivePitfall pitfall) {
 
 Detection detect(const std::string& file, NaiveClientPitfall pitfall) {
     return detect(file, "frame-client", naive_frame_client(NaiveClientPitfall::none), naive_frame_client(pitfall));
+}
+
+// A naive policy client in kind's place (tests/scenarios/naive_policy_client.h).
+Detection detect(const std::string& file, NaiveKind kind, NaivePolicyPitfall pitfall) {
+    const std::string name = kind == NaiveKind::frame_client  ? "frame-client"
+                             : kind == NaiveKind::idle_client ? "idle-client"
+                                                              : "reconnecting-client";
+    return detect(file, name, naive_policy_client(kind, NaivePolicyPitfall::none), naive_policy_client(kind, pitfall));
 }
 
 void check_passes(const harness::ScenarioReport& report, std::string_view who) {
@@ -246,6 +255,105 @@ TEST_CASE("eintr-on-connect catches a client that treats EINTR from connect() as
     CHECK(contains(failure.happened, "4 errors"));
     CHECK(contains(failure.happened, "connect_failed (EINTR)"));
     CHECK(verified(failure_of(d, "expect client frames-verified 40").happened) == 0);
+}
+
+// ---------------------------------------------------------------------------
+// Client policy: heartbeat, dead peer, reconnect
+
+TEST_CASE("no-ping-while-traffic-flows catches a client that pings on a fixed timer", "[scenario][detection]") {
+    const Detection d = detect("scenarios/heartbeat/no-ping-while-traffic-flows.scn", NaiveKind::frame_client,
+                               NaivePolicyPitfall::pings_on_fixed_timer);
+    // A ping every 10 ms from the connection at 2 ms to the last echo at
+    // 2.002 s, frames flowing all the while; the frames still come back.
+    check_caught(d);
+    REQUIRE(d.naive.failures.size() == 1);
+    CHECK(failure_of(d, "expect client heartbeats 0").happened == "199 sent");
+}
+
+TEST_CASE("dead-peer-detected catches a client that never gives up on a silent peer", "[scenario][detection]") {
+    const Detection d =
+        detect("scenarios/heartbeat/dead-peer-detected.scn", NaiveKind::frame_client, NaivePolicyPitfall::no_dead_peer);
+    // It pings into the partition (at 1.5, 2.5 and 3.5 s) and waits: at the
+    // deadline its connection is still open, and TCP would keep it so for
+    // another quarter of an hour.
+    check_caught(d);
+    CHECK(failure_of(d, "expect client error dead_peer").happened == "no connection ended");
+    CHECK(failure_of(d, "expect client heartbeats 2").happened == "3 sent");
+    CHECK(contains(failure_of(d, "expect done-by 3500ms").happened, "still running at 3500ms"));
+}
+
+TEST_CASE("idle-heartbeats catches an idle client that never gives up on a silent peer", "[scenario][detection]") {
+    // The same pitfall in idle-client's place: the client cut off at 25 s
+    // pings every 10 s until the deadline, one ping more per interval.
+    const Detection d =
+        detect("scenarios/heartbeat/idle-heartbeats.scn", NaiveKind::idle_client, NaivePolicyPitfall::no_dead_peer);
+    check_caught(d);
+    CHECK(failure_of(d, "expect lost error dead_peer").happened == "no connection ended");
+    CHECK(failure_of(d, "expect lost heartbeats 4").happened == "6 sent");
+    CHECK(contains(failure_of(d, "expect done-by 61s").happened, "still running at 61s"));
+}
+
+TEST_CASE("backoff-schedule catches a client that reconnects at a fixed delay", "[scenario][detection]") {
+    const Detection d = detect("scenarios/reconnect/backoff-schedule.scn", NaiveKind::reconnecting_client,
+                               NaivePolicyPitfall::fixed_reconnect_delay);
+    // A connect every 1 s (+ the 200 us until the refusal) for as long as
+    // the server is down, 21 where the schedule makes 6. It does get its
+    // frames back in the end: the schedule is the only thing wrong.
+    check_caught(d);
+    REQUIRE(d.naive.failures.size() == 1);
+    CHECK(failure_of(d, "expect client reconnect-at 0 1000200us 3000400us 7000600us 15000800us 31001ms").happened ==
+          "connect attempts at 0 1000200us 2000400us 3000600us 4000800us 5001ms 6001200us 7001400us 8001600us "
+          "9001800us 10002ms 11002200us 12002400us 13002600us 14002800us 15003ms 16003200us 17003400us "
+          "18003600us 19003800us 20004ms");
+}
+
+TEST_CASE("backoff-schedule catches a client that never reconnects", "[scenario][detection]") {
+    const Detection d = detect("scenarios/reconnect/backoff-schedule.scn", NaiveKind::reconnecting_client,
+                               NaivePolicyPitfall::never_reconnects);
+    // The first refusal is the end of it.
+    check_caught(d);
+    CHECK(failure_of(d, "expect client reconnect-at 0 1000200us 3000400us 7000600us 15000800us 31001ms").happened ==
+          "connect attempts at 0");
+    CHECK(failure_of(d, "expect client frames-verified 50").happened ==
+          "0 verified, 0 wrong; first problem: ended after 0 of 50 frames: connect_failed (ECONNREFUSED)");
+}
+
+TEST_CASE("server-restart catches clients that never reconnect", "[scenario][detection]") {
+    const Detection d = detect("scenarios/reconnect/server-restart.scn", NaiveKind::reconnecting_client,
+                               NaivePolicyPitfall::never_reconnects);
+    // Each client stops at the server's FIN with the frames echoed before
+    // the restart, and never connects again.
+    check_caught(d);
+    struct Client {
+        const char* name;
+        const char* reconnect_at;
+        const char* frames;
+        const char* happened;
+    };
+    for (const Client& c : {
+             Client{"c1", "0 112ms", "300",
+                    "128 verified, 0 wrong; first problem: ended after 128 of 300 frames: peer_closed"},
+             Client{"c2", "0 113ms", "200",
+                    "64 verified, 0 wrong; first problem: ended after 64 of 200 frames: peer_closed"},
+             Client{"c3", "0 111500us", "500",
+                    "320 verified, 0 wrong; first problem: ended after 320 of 500 frames: peer_closed"},
+         }) {
+        const std::string app = std::string("expect ") + c.name;
+        CHECK(failure_of(d, app + " reconnect-at " + c.reconnect_at).happened == "connect attempts at 0");
+        CHECK(failure_of(d, app + " frames-verified " + c.frames).happened == c.happened);
+        CHECK(contains(failure_of(d, app + " no-errors").happened, "1 errors"));
+    }
+}
+
+TEST_CASE("backoff-starts-over catches a backoff that never starts over", "[scenario][detection]") {
+    const Detection d = detect("scenarios/reconnect/backoff-starts-over.scn", NaiveKind::reconnecting_client,
+                               NaivePolicyPitfall::backoff_never_reset);
+    // Three refusals before the success at 7 s are still counted when the
+    // restart at 10 s ends it: the next delay is 8 s, not 1 s.
+    check_caught(d);
+    REQUIRE(d.naive.failures.size() == 1);
+    CHECK(failure_of(d, "expect client reconnect-at 0 1000200us 3000400us 7000600us 11000100us").happened ==
+          "connect attempts at 0 1000200us 3000400us 7000600us 18000100us");
 }
 
 }  // namespace eagain::scenarios
