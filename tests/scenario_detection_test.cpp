@@ -225,6 +225,51 @@ TEST_CASE("client-gone-while-server-writes catches a server that sends without M
     CHECK(contains(failure.happened, "server: 1 sends without MSG_NOSIGNAL hit EPIPE"));
 }
 
+TEST_CASE("one-byte-dribble catches a decoder that assumes a whole header per read", "[scenario][detection]") {
+    const Detection d = detect("scenarios/framing/one-byte-dribble.scn", NaivePitfall::decoder_assumes_whole_header);
+    // Every recv holds one byte, never a whole header: the server drops each
+    // and echoes nothing, so the client waits until the deadline.
+    check_caught(d);
+    CHECK(failure_of(d, "expect client frames-verified 50").happened == "0 verified, 0 wrong");
+    CHECK(contains(failure_of(d, "expect done-by 5s").happened, "still running at 5s"));
+}
+
+TEST_CASE("sticky-frames catches a server that takes one frame per read", "[scenario][detection]") {
+    const Detection d = detect("scenarios/framing/sticky-frames.scn", NaivePitfall::one_frame_per_read);
+    // Each read carries dozens of frames and only the first is echoed: the
+    // rest pile up unparsed, and once the client has nothing more to send
+    // no read comes to take them.
+    check_caught(d);
+    // 256 in flight, one echoed per read: the last 255 are never echoed.
+    CHECK(failure_of(d, "expect client frames-verified 5000").happened == "4745 verified, 0 wrong");
+    CHECK(contains(failure_of(d, "expect done-by 5s").happened, "still running at 5s"));
+}
+
+TEST_CASE("stalled-reader-no-starvation catches a server with no backpressure", "[scenario][detection]") {
+    const Detection d =
+        detect("scenarios/many-connections/stalled-reader-no-starvation.scn", NaivePitfall::unbounded_output);
+    // The server reads on from the client that reads nothing, and its
+    // output for that client grows with everything the client sends.
+    check_caught(d);
+    const harness::ExpectationFailure failure = failure_of(d, "expect server max-buffered 1200KiB");
+    // All the slow client sent but what its receive buffer and the server's
+    // send buffer took (1600 frames of 1044 bytes, less 192 KiB).
+    CHECK(failure.happened == "1473792 bytes buffered at the peak");
+    // Only the memory shows it: the others are still served, and the slow
+    // client gets every echo once it reads again.
+    CHECK(d.naive.failures.size() == 1);
+}
+
+TEST_CASE("eintr-and-aborted-accept catches an accept loop that gives up on EINTR", "[scenario][detection]") {
+    const Detection d = detect("scenarios/eintr/eintr-and-aborted-accept.scn", NaivePitfall::accept_gives_up_on_eintr);
+    // The first accept4 fails with EINTR and the server closes its
+    // listener: the connections waiting in its queue are reset, unserved.
+    check_caught(d);
+    const harness::ExpectationFailure failure = failure_of(d, "expect client frames-verified 80");
+    CHECK(failure.happened.starts_with("0 verified, 0 wrong"));
+    CHECK(contains(failure_of(d, "expect client no-errors").happened, "ECONNRESET"));
+}
+
 // ---------------------------------------------------------------------------
 // Clients in frame-client's place
 

@@ -4,7 +4,9 @@
 
 #include <sys/epoll.h>
 
+#include <algorithm>
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <span>
@@ -37,6 +39,10 @@ std::string_view to_string(NaivePitfall pitfall) noexcept {
         case NaivePitfall::oneshot_not_rearmed: return "oneshot_not_rearmed";
         case NaivePitfall::trusts_length_field: return "trusts_length_field";
         case NaivePitfall::sends_without_nosignal: return "sends_without_nosignal";
+        case NaivePitfall::decoder_assumes_whole_header: return "decoder_assumes_whole_header";
+        case NaivePitfall::one_frame_per_read: return "one_frame_per_read";
+        case NaivePitfall::unbounded_output: return "unbounded_output";
+        case NaivePitfall::accept_gives_up_on_eintr: return "accept_gives_up_on_eintr";
     }
     return "?";
 }
@@ -51,6 +57,17 @@ NaiveEchoServer::NaiveEchoServer(const harness::AppContext& context, NaivePitfal
     const auto max_frame = options.find("max-frame");
     max_frame_bytes_ =
         max_frame == options.end() ? 16U << 20 : harness::parse_size(max_frame->second).value_or(16U << 20);
+    // unbounded_output: the check is missing; the server reads (and echoes
+    // into its output) whatever arrives, however much it already owes.
+    //     if (c->outlen >= HIGH_WATER) ev.events &= ~EPOLLIN;
+    output_limit_bytes_ =
+        pitfall_ == NaivePitfall::unbounded_output ? std::numeric_limits<std::size_t>::max() : output_limit_bytes;
+}
+
+harness::AppObservations NaiveEchoServer::observations() const {
+    harness::AppObservations seen;
+    seen.max_buffered_bytes = max_buffered_bytes_;
+    return seen;
 }
 
 NaiveEchoServer::~NaiveEchoServer() {
@@ -94,8 +111,18 @@ void NaiveEchoServer::on_ready(std::uint32_t /*events*/) {
         if (!accepted.ok()) {
             // EINTR and ECONNABORTED are transient; anything else waits
             // for the next event.
-            if (accepted.error == EINTR || accepted.error == ECONNABORTED)
+            if (accepted.error == EINTR || accepted.error == ECONNABORTED) {
+                // accept_gives_up_on_eintr:
+                //     if (errno != EAGAIN) { perror("accept"); close(lfd); return; }
+                // a signal or a connection that died in the queue ends the server's accepting.
+                if (pitfall_ == NaivePitfall::accept_gives_up_on_eintr) {
+                    (void)reactor_.remove(listener_);
+                    (void)reactor_.sys().close(listener_);
+                    listener_ = -1;
+                    return;
+                }
                 continue;
+            }
             return;
         }
         auto connection = std::make_unique<Connection>();
@@ -118,7 +145,7 @@ void NaiveEchoServer::serve(Connection& c, std::uint32_t /*events*/) {
     }
     if (!flush(c))
         return;
-    if (!c.peer_finished && c.output.size() < output_limit_bytes && !read(c))
+    if (!c.peer_finished && c.output.size() < output_limit_bytes_ && !read(c))
         return;
     if (c.peer_finished && c.output.empty()) {
         close_connection(c);
@@ -165,7 +192,7 @@ bool NaiveEchoServer::read(Connection& c) {
         // et_stops_on_short_read: if (n < sizeof buf) break;  /* "drained" */
         if (pitfall_ == NaivePitfall::et_stops_on_short_read && n.value < chunk.size())
             return true;
-        if (c.output.size() >= output_limit_bytes)
+        if (c.output.size() >= output_limit_bytes_)
             return true;  // the EPOLLOUT edge that drains it reads on
     }
     // The cap: no new edge comes for what is left, so ask for a wake-up.
@@ -192,8 +219,18 @@ void NaiveEchoServer::take_frames(Connection& c) {
             break;  // wait for the rest of the body
         const auto frame = c.input.begin() + static_cast<std::ptrdiff_t>(at);
         c.output.insert(c.output.end(), frame, frame + static_cast<std::ptrdiff_t>(header_bytes + body_bytes));
+        max_buffered_bytes_ = std::max<std::uint64_t>(max_buffered_bytes_, c.output.size());
         at += header_bytes + body_bytes;
+        // one_frame_per_read: if (len >= sizeof hdr + body) { echo(...); }  /* `if`, not `while` */
+        // the frames after the first wait, unparsed, for the next read.
+        if (pitfall_ == NaivePitfall::one_frame_per_read)
+            break;
     }
+    // decoder_assumes_whole_header:
+    //     if (len - off < sizeof hdr) len = off = 0;  /* a header never straddles two reads */
+    // the bytes of a header split across reads are dropped.
+    if (pitfall_ == NaivePitfall::decoder_assumes_whole_header && c.input.size() - at < header_bytes)
+        at = c.input.size();
     c.input.erase(c.input.begin(), c.input.begin() + static_cast<std::ptrdiff_t>(at));
 }
 
@@ -260,7 +297,7 @@ std::uint32_t NaiveEchoServer::wanted_interest(const Connection& c) const {
         case Trigger::edge: return EPOLLIN | EPOLLOUT | EPOLLET;
         case Trigger::level:
         case Trigger::oneshot: {
-            const bool reading = c.refused || (!c.peer_finished && c.output.size() < output_limit_bytes);
+            const bool reading = c.refused || (!c.peer_finished && c.output.size() < output_limit_bytes_);
             const std::uint32_t interest = (reading ? EPOLLIN : 0U) | (c.output.empty() ? 0U : EPOLLOUT);
             return trigger_ == Trigger::oneshot ? interest | EPOLLONESHOT : interest;
         }
