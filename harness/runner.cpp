@@ -25,16 +25,6 @@ constexpr Nanos default_deadline = 1h;
 constexpr Nanos settle_time = 1s;  // for servers to see the last FINs before fds are counted
 constexpr std::size_t trace_tail_lines = 12;
 
-std::string statement_text(const ExpectSpec& e) {
-    std::string text = "expect";
-    if (!e.app.empty())
-        text += " " + e.app;
-    text += " " + e.what;
-    for (const std::string& argument : e.arguments)
-        text += " " + argument;
-    return text;
-}
-
 struct Host {
     sim::SimKernel* kernel = nullptr;
     std::unique_ptr<FaultySys> faults;
@@ -343,7 +333,7 @@ ScenarioReport run_scenario(const Scenario& scenario, const ScenarioRunOptions& 
         (void)world.run_for(settle_time);
 
     const auto fail = [&](const ExpectSpec& e, std::string expected, std::string happened, Nanos at) {
-        report.failures.push_back(ExpectationFailure{e.where, statement_text(e), std::move(expected),
+        report.failures.push_back(ExpectationFailure{e.where, format_expectation(e), std::move(expected),
                                                      std::move(happened), at,
                                                      std::vector<std::string>(tail.begin(), tail.end())});
     };

@@ -116,6 +116,7 @@ std::string format_scenario(const Scenario& scenario);
 // One statement each, as format_scenario writes it.
 std::string format_syscall_fault(const SyscallFaultSpec& fault);
 std::string format_net_fault(const NetFault& fault);
+std::string format_expectation(const ExpectSpec& expectation);
 // "3,17,40": the list syntax of `calls` and `segments`.
 std::string format_number_list(const std::vector<std::uint64_t>& numbers);
 

@@ -122,6 +122,16 @@ std::string format_net_fault(const NetFault& fault) {
     return std::visit(NetFaultText{}, fault);
 }
 
+std::string format_expectation(const ExpectSpec& expectation) {
+    std::string text = "expect";
+    if (!expectation.app.empty())
+        text += " " + expectation.app;
+    text += " " + expectation.what;
+    for (const std::string& argument : expectation.arguments)
+        text += " " + argument;
+    return text;
+}
+
 std::string format_scenario(const Scenario& scenario) {
     std::string out;
     const auto line = [&out](const std::string& text) { out += text + "\n"; };
@@ -170,15 +180,8 @@ std::string format_scenario(const Scenario& scenario) {
         line(format_net_fault(fault.fault));
     for (const ActionSpec& action : scenario.actions)
         line("at " + format_duration(action.at) + " " + action.app + " " + action.action);
-    for (const ExpectSpec& e : scenario.expectations) {
-        std::string text = "expect";
-        if (!e.app.empty())
-            text += " " + e.app;
-        text += " " + e.what;
-        for (const std::string& argument : e.arguments)
-            text += " " + argument;
-        line(text);
-    }
+    for (const ExpectSpec& e : scenario.expectations)
+        line(format_expectation(e));
     return out;
 }
 

@@ -20,13 +20,6 @@ constexpr std::size_t header_bytes = DefaultHeader::size_bytes;
 // The test harness's cap on every loop, not the variants'.
 constexpr int max_calls_per_event = 10'000;
 
-std::uint64_t option(const harness::AppSpec& spec, const char* key, std::uint64_t fallback, bool size) {
-    const auto found = spec.options.find(key);
-    if (found == spec.options.end())
-        return fallback;
-    return (size ? harness::parse_size(found->second) : harness::parse_count(found->second)).value_or(fallback);
-}
-
 // How an errno ends an established connection (as core/connection.h names it).
 CloseReason reason_for(int error) {
     if (error == ECONNRESET)
@@ -50,10 +43,12 @@ std::string_view to_string(NaiveClientPitfall pitfall) noexcept {
 
 NaiveFrameClient::NaiveFrameClient(const harness::AppContext& context, NaiveClientPitfall pitfall)
     : reactor_(context.reactor), server_(context.address), pitfall_(pitfall) {
-    connections_ = static_cast<std::size_t>(std::max<std::uint64_t>(1, option(context.spec, "conns", 1, false)));
-    frames_ = option(context.spec, "frames", 100, false);
-    body_bytes_ = static_cast<std::size_t>(option(context.spec, "size", 64, true));
-    in_flight_ = static_cast<std::size_t>(std::max<std::uint64_t>(1, option(context.spec, "in-flight", 32, false)));
+    connections_ =
+        static_cast<std::size_t>(std::max<std::uint64_t>(1, harness::option_count(context.spec, "conns", 1)));
+    frames_ = harness::option_count(context.spec, "frames", 100);
+    body_bytes_ = static_cast<std::size_t>(harness::option_size(context.spec, "size", 64));
+    in_flight_ =
+        static_cast<std::size_t>(std::max<std::uint64_t>(1, harness::option_count(context.spec, "in-flight", 32)));
     body_.resize(body_bytes_);
 }
 

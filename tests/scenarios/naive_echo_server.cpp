@@ -49,14 +49,12 @@ std::string_view to_string(NaivePitfall pitfall) noexcept {
 
 NaiveEchoServer::NaiveEchoServer(const harness::AppContext& context, NaivePitfall pitfall)
     : reactor_(context.reactor), address_(context.address), pitfall_(pitfall) {
-    const auto& options = context.spec.options;
-    if (const auto trigger = options.find("trigger"); trigger != options.end())
-        trigger_ = trigger->second == "edge"      ? Trigger::edge
-                   : trigger->second == "oneshot" ? Trigger::oneshot
-                                                  : Trigger::level;
-    const auto max_frame = options.find("max-frame");
-    max_frame_bytes_ =
-        max_frame == options.end() ? 16U << 20 : harness::parse_size(max_frame->second).value_or(16U << 20);
+    switch (harness::trigger_of(context.spec)) {
+        case TriggerMode::level: trigger_ = Trigger::level; break;
+        case TriggerMode::edge: trigger_ = Trigger::edge; break;
+        case TriggerMode::oneshot: trigger_ = Trigger::oneshot; break;
+    }
+    max_frame_bytes_ = harness::option_size(context.spec, "max-frame", 16U << 20);
     // unbounded_output: the check is missing; the server reads (and echoes
     // into its output) whatever arrives, however much it already owes.
     //     if (c->outlen >= HIGH_WATER) ev.events &= ~EPOLLIN;
