@@ -11,6 +11,9 @@
 //   BM_SimIdleHour                           wall time per virtual hour
 //   BM_SimEpollWait_10000 / _100             should be ~1: epoll_wait costs
 //                                            the ready fds, not the idle ones
+//   BM_SimIdleConnections counter ratio      should be ~1 (at most 1.5): a
+//                                            step costs the busy connections,
+//                                            not the idle ones
 //
 // Trace: names without a suffix run untraced (WorldOptions::trace = false)
 // and measure the simulation itself; _Traced runs keep the trace hash, as
@@ -26,6 +29,7 @@
 #include "apps/load_client.h"
 #include "core/assert.h"
 #include "core/connection_driver.h"
+#include "core/faulty_sys.h"
 #include "core/linux_sys.h"
 #include "core/reactor.h"
 #include "sim/sim_kernel.h"
@@ -35,10 +39,12 @@
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -415,6 +421,150 @@ void BM_SimEpollWait_10000(benchmark::State& state) {
     sim_epoll_wait(state, 10'000);
 }
 BENCHMARK(BM_SimEpollWait_10000);
+
+// ===========================================================================
+// Per-step cost against idle connections (issue 11, item 2).
+//
+// The same work, 30,000 frames echoed over 30 busy connections, with
+// `total - 30` more connections established and registered on both hosts
+// but idle. Each program runs over a FaultySys with probability rules
+// (short writes, EAGAIN, EINTR), so edges are owed all the time, as in
+// sim-echo's default faults. One iteration times the busy phase twice,
+// with 30 connections in all and with `total`, and the counter `ratio` is
+// the second time over the first: the cost of a step must not depend on
+// how many sockets are registered, so it should be near 1 (at most 1.5 on
+// a quiet machine). The handshakes of the idle connections are set-up,
+// outside the timing; the busy connections' own set-up is inside, the
+// same in both runs. Untraced, since a trace line per call is a constant
+// cost per step that would only flatten the ratio.
+
+constexpr std::size_t busy_connections = 30;
+constexpr std::uint64_t busy_frames = 30'000;
+
+struct IdlePeer final : ConnectionDriver::App {
+    bool established = false;
+    bool closed = false;
+    void on_established(ConnectionDriver& /*driver*/) override { established = true; }
+    void on_frame(ConnectionDriver& /*driver*/, const Frame& /*frame*/) override {}
+    void on_closed(ConnectionDriver& /*driver*/, const CloseInfo& /*info*/, bool /*reconnecting*/) override {
+        closed = true;
+    }
+};
+
+void add_step_faults(FaultySys& faults) {
+    const auto add = [&](SysCall call, FaultKind fault, std::uint64_t one_in) {
+        FaultRule rule;
+        rule.call = call;
+        rule.fault = fault;
+        rule.when = CallSelector::with_probability;
+        rule.chance_numerator = 1;
+        rule.chance_denominator = one_in;
+        if (fault == FaultKind::short_transfer)
+            rule.short_limit_bytes = 7;
+        EAGAIN_ASSERT(faults.add_rule(rule) == RuleError::none);
+    };
+    add(SysCall::send, FaultKind::short_transfer, 8);
+    add(SysCall::sendmsg, FaultKind::short_transfer, 8);
+    add(SysCall::send, FaultKind::eagain, 16);
+    add(SysCall::sendmsg, FaultKind::eagain, 16);
+    add(SysCall::recv, FaultKind::eagain, 16);
+    add(SysCall::send, FaultKind::eintr, 16);
+    add(SysCall::recv, FaultKind::eintr, 16);
+    add(SysCall::epoll_wait, FaultKind::eintr, 32);
+}
+
+// Seconds of wall time for the busy phase with `total` connections in all;
+// negative (and error set) if anything went wrong.
+double busy_phase_seconds(std::size_t total, std::string& error) {
+    World world(world_options(false));
+    SimKernel& server_host = world.add_host("server");
+    SimKernel& client_host = world.add_host("client");
+    FaultySys server_faults(server_host, 1);
+    FaultySys client_faults(client_host, 2);
+    add_step_faults(server_faults);
+    add_step_faults(client_faults);
+    Reactor server_reactor(server_faults);
+    Reactor client_reactor(client_faults);
+    EchoServerOptions server_options;
+    server_options.listen_address = server_host.address(AF_INET, 7);
+    server_options.connection.heartbeat_idle_timeout = 0ns;
+    server_options.connection.dead_peer_intervals = 0;
+    FrameEchoServer server(server_reactor, server_options);
+    if (!server.open().ok()) {
+        error = "server open failed";
+        return -1;
+    }
+    world.add_reactor(server_host, server_reactor, &server_faults);
+    world.add_reactor(client_host, client_reactor, &client_faults);
+
+    ConnectionConfig idle_config;
+    idle_config.heartbeat_idle_timeout = 0ns;
+    idle_config.dead_peer_intervals = 0;
+    const std::size_t idle = total - busy_connections;
+    std::vector<IdlePeer> peers(idle);
+    std::vector<std::unique_ptr<ConnectionDriver>> drivers;
+    drivers.reserve(idle);
+    for (std::size_t i = 0; i < idle; ++i) {
+        drivers.push_back(std::make_unique<ConnectionDriver>(client_reactor, peers[i], ConnectionRole::client,
+                                                             idle_config, TransportOptions{}, i + 1));
+        drivers.back()->start_connect(server.local_address());
+    }
+    const auto all_idle_up = [&] {
+        return server.open_connections() == idle &&
+               std::all_of(peers.begin(), peers.end(), [](const IdlePeer& peer) { return peer.established; });
+    };
+    if (world.run_for(60s, all_idle_up) != sim::RunStatus::done) {
+        error = "the idle connections did not all come up";
+        return -1;
+    }
+
+    LoadOptions load = echo_load(server.local_address(), 32);
+    load.connections = busy_connections;
+    load.frames = busy_frames;
+    load.connection.heartbeat_idle_timeout = 0ns;
+    load.connection.dead_peer_intervals = 0;
+    LoadClient client(client_reactor, load);
+    const auto began = std::chrono::steady_clock::now();
+    client.start();
+    const sim::RunStatus status = world.run_for(1h, [&] { return client.done(); });
+    const std::chrono::duration<double> took = std::chrono::steady_clock::now() - began;
+    const LoadReport& report = client.report();
+    if (status != sim::RunStatus::done || !report.ok(busy_frames)) {
+        error = "busy phase: run ended " + std::string(to_string(status)) + ", frames verified " +
+                std::to_string(report.frames_verified);
+        return -1;
+    }
+    if (std::any_of(peers.begin(), peers.end(), [](const IdlePeer& peer) { return peer.closed; }) ||
+        server.open_connections() != idle) {
+        error = "an idle connection closed";
+        return -1;
+    }
+    return took.count();
+}
+
+void BM_SimIdleConnections(benchmark::State& state) {
+    const auto total = static_cast<std::size_t>(state.range(0));
+    double few_seconds = 0;
+    double many_seconds = 0;
+    for (auto _ : state) {
+        std::string error;
+        const double few = busy_phase_seconds(busy_connections, error);
+        const double many = few < 0 ? -1 : busy_phase_seconds(total, error);
+        if (many < 0) {
+            state.SkipWithError(error.c_str());
+            return;
+        }
+        few_seconds += few;
+        many_seconds += many;
+        state.SetIterationTime(few + many);
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * 2 * static_cast<std::int64_t>(busy_frames));
+    state.counters["registered"] = static_cast<double>(total);
+    state.counters["s_30"] = few_seconds / static_cast<double>(state.iterations());
+    state.counters["s_many"] = many_seconds / static_cast<double>(state.iterations());
+    state.counters["ratio"] = many_seconds / few_seconds;
+}
+BENCHMARK(BM_SimIdleConnections)->ArgName("conns")->Arg(3000)->UseManualTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace eagain::bench

@@ -198,14 +198,6 @@ RuleError FaultySys::add_rule(const FaultRule& rule) {
     return RuleError::none;
 }
 
-bool FaultySys::owes_edges() const noexcept {
-    for (const auto& [key, registration] : registrations_) {
-        if (registration.owed != 0 && registration.armed)
-            return true;
-    }
-    return false;
-}
-
 std::uint64_t FaultySys::rule_hits(std::size_t rule_index) const noexcept {
     EAGAIN_ASSERT(rule_index < rules_.size());
     return rules_[rule_index].hits;
@@ -307,27 +299,59 @@ void FaultySys::record(const Pick& chosen, SysCall call, int fd, std::size_t req
 }
 
 void FaultySys::owe(int fd, std::uint32_t direction) {
-    for (auto& [key, registration] : registrations_) {
-        if (key.second == fd && (registration.events & direction) != 0)
+    for (auto it = watched_by_.lower_bound({fd, std::numeric_limits<int>::min()});
+         it != watched_by_.end() && it->first == fd; ++it) {
+        const RegistrationKey key{it->second, fd};
+        Registration& registration = registrations_.at(key);
+        if ((registration.events & direction) != 0) {
             registration.owed |= direction;
+            sync_owed(key, registration);
+        }
     }
+}
+
+void FaultySys::sync_owed(const RegistrationKey& key, const Registration& registration) {
+    if (registration.owed != 0 && registration.armed)
+        owed_.insert(key);
+    else
+        owed_.erase(key);
+}
+
+void FaultySys::deliver(const RegistrationKey& key, Registration& registration) {
+    registration.owed = 0;
+    if ((registration.events & epoll_oneshot) != 0)
+        registration.armed = false;
+    sync_owed(key, registration);
+}
+
+FaultySys::Registrations::iterator FaultySys::erase_registration(Registrations::iterator it) {
+    const auto [epoll_fd, fd] = it->first;
+    watched_by_.erase({fd, epoll_fd});
+    by_data_.erase({epoll_fd, it->second.data, fd});
+    owed_.erase(it->first);
+    return registrations_.erase(it);
 }
 
 void FaultySys::forget_fd(int fd) {
     stream_bytes_.erase(fd);
     // A closed fd leaves every epoll set, and a closed epoll fd takes its
     // registrations with it.
-    std::erase_if(registrations_,
-                  [fd](const auto& entry) { return entry.first.first == fd || entry.first.second == fd; });
+    while (true) {
+        const auto watched = watched_by_.lower_bound({fd, std::numeric_limits<int>::min()});
+        if (watched == watched_by_.end() || watched->first != fd)
+            break;
+        erase_registration(registrations_.find({watched->second, fd}));
+    }
+    for (auto it = registrations_.lower_bound({fd, std::numeric_limits<int>::min()});
+         it != registrations_.end() && it->first.first == fd;)
+        it = erase_registration(it);
 }
 
-FaultySys::Registration* FaultySys::registration_by_data(int epoll_fd, std::uint64_t data) {
-    for (auto it = registrations_.lower_bound({epoll_fd, std::numeric_limits<int>::min()});
-         it != registrations_.end() && it->first.first == epoll_fd; ++it) {
-        if (it->second.data == data)
-            return &it->second;
-    }
-    return nullptr;
+FaultySys::Registrations::iterator FaultySys::registration_by_data(int epoll_fd, std::uint64_t data) {
+    const auto it = by_data_.lower_bound({epoll_fd, data, std::numeric_limits<int>::min()});
+    if (it == by_data_.end() || std::get<0>(*it) != epoll_fd || std::get<1>(*it) != data)
+        return registrations_.end();
+    return registrations_.find({epoll_fd, std::get<2>(*it)});
 }
 
 // ---------------------------------------------------------------------------
@@ -534,19 +558,23 @@ VoidResult FaultySys::epoll_ctl(int epoll_fd, int op, int fd, EpollEvent event) 
     const VoidResult result = inner_.epoll_ctl(epoll_fd, op, fd, event);
     if (!result.ok())
         return result;
-    const std::pair<int, int> key{epoll_fd, fd};
-    if (op == EPOLL_CTL_ADD) {
-        registrations_[key] = Registration{event.events, event.data, true, 0};
-    } else if (op == EPOLL_CTL_MOD) {
-        // MOD re-arms a ONESHOT registration; edges owed for a direction no
-        // longer registered are dropped.
-        Registration& registration = registrations_[key];
-        registration.events = event.events;
-        registration.data = event.data;
-        registration.armed = true;
-        registration.owed &= event.events;
+    const RegistrationKey key{epoll_fd, fd};
+    if (op == EPOLL_CTL_ADD || op == EPOLL_CTL_MOD) {
+        // ADD starts fresh; MOD re-arms a ONESHOT registration, and edges
+        // owed for a direction no longer registered are dropped.
+        auto [it, added] = registrations_.try_emplace(key);
+        Registration& registration = it->second;
+        if (added)
+            watched_by_.insert({fd, epoll_fd});
+        else
+            by_data_.erase({epoll_fd, registration.data, fd});
+        const std::uint32_t owed = op == EPOLL_CTL_ADD ? 0 : registration.owed & event.events;
+        registration = Registration{event.events, event.data, true, owed};
+        by_data_.insert({epoll_fd, registration.data, fd});
+        sync_owed(key, registration);
     } else if (op == EPOLL_CTL_DEL) {
-        registrations_.erase(key);
+        if (const auto it = registrations_.find(key); it != registrations_.end())
+            erase_registration(it);
     }
     return result;
 }
@@ -561,17 +589,8 @@ FdResult FaultySys::epoll_wait(int epoll_fd, std::span<EpollEvent> events, int t
     }
 
     const auto owed_here = [&] {
-        for (auto it = registrations_.lower_bound({epoll_fd, std::numeric_limits<int>::min()});
-             it != registrations_.end() && it->first.first == epoll_fd; ++it) {
-            if (it->second.armed && it->second.owed != 0)
-                return true;
-        }
-        return false;
-    };
-    const auto deliver = [](Registration& registration) {
-        registration.owed = 0;
-        if ((registration.events & epoll_oneshot) != 0)
-            registration.armed = false;
+        const auto it = owed_.lower_bound({epoll_fd, std::numeric_limits<int>::min()});
+        return it != owed_.end() && it->first == epoll_fd;
     };
 
     const Nanos start = timeout_ms > 0 ? inner_.now() : Nanos::zero();
@@ -590,26 +609,29 @@ FdResult FaultySys::epoll_wait(int epoll_fd, std::span<EpollEvent> events, int t
         std::size_t dropped = 0;
         for (std::size_t i = 0; i < static_cast<std::size_t>(result.value); ++i) {
             EpollEvent event = events[i];
-            if (Registration* registration = registration_by_data(epoll_fd, event.data)) {
-                if (!registration->armed) {
+            if (const auto found = registration_by_data(epoll_fd, event.data); found != registrations_.end()) {
+                Registration& registration = found->second;
+                if (!registration.armed) {
                     // We already delivered this ONESHOT registration's event
                     // from an owed edge; the kernel's copy must wait for the
                     // re-arm like ours did (which makes the kernel re-check).
                     ++dropped;
                     continue;
                 }
-                event.events |= registration->owed;
-                deliver(*registration);
+                event.events |= registration.owed;
+                deliver(found->first, registration);
             }
             events[kept++] = event;
         }
-        for (auto it = registrations_.lower_bound({epoll_fd, std::numeric_limits<int>::min()});
-             it != registrations_.end() && it->first.first == epoll_fd && kept < events.size(); ++it) {
-            Registration& registration = it->second;
-            if (!registration.armed || registration.owed == 0)
-                continue;
+        // The owed edges the inner did not report, in fd order; only owed
+        // registrations are visited, never the idle ones.
+        for (auto it = owed_.lower_bound({epoll_fd, std::numeric_limits<int>::min()});
+             it != owed_.end() && it->first == epoll_fd && kept < events.size();) {
+            const RegistrationKey key = *it;
+            ++it;  // deliver() removes key from owed_
+            Registration& registration = registrations_.at(key);
             events[kept++] = EpollEvent{registration.owed, registration.data};
-            deliver(registration);
+            deliver(key, registration);
         }
         if (kept > 0 || dropped == 0 || timeout_now == 0)
             return FdResult::success(static_cast<int>(kept));

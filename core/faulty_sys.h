@@ -65,8 +65,10 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -185,8 +187,10 @@ public:
     std::uint64_t faults_injected() const noexcept { return faults_injected_; }
     // Some armed registration is owed an edge: the next epoll_wait reports
     // it even if the inner Sys has nothing ready (a simulation steps the
-    // program on this, as it would on inner readiness).
-    bool owes_edges() const noexcept;
+    // program on this, as it would on inner readiness). O(1): the owed
+    // registrations are kept in a set of their own, so a simulation that
+    // asks this every step pays nothing for idle registrations.
+    bool owes_edges() const noexcept { return !owed_.empty(); }
     std::uint64_t rule_hits(std::size_t rule_index) const noexcept;
     // Calls made through this FaultySys (injected or not).
     std::uint64_t calls(SysCall call) const noexcept;
@@ -247,12 +251,21 @@ private:
     std::optional<Pick> pick(SysCall call, int fd, std::optional<Transfer> transfer, bool nonblocking_by_flags);
     bool is_nonblocking(int fd);
     void record(const Pick& chosen, SysCall call, int fd, std::size_t requested_bytes);
+    using RegistrationKey = std::pair<int, int>;  // (epoll fd, fd)
+    using Registrations = std::map<RegistrationKey, Registration>;
     void owe(int fd, std::uint32_t direction);
     void forget_fd(int fd);
+    // Every change to a registration's owed or armed goes through here, so
+    // owed_ holds exactly the armed registrations with owed != 0.
+    void sync_owed(const RegistrationKey& key, const Registration& registration);
+    // Report an owed edge: clears it and disarms an EPOLLONESHOT registration.
+    void deliver(const RegistrationKey& key, Registration& registration);
+    Registrations::iterator erase_registration(Registrations::iterator it);
     // send/writev/recv/readv: perform(limit_bytes) makes the inner call.
     template <class Perform>
     SizeResult transfer_call(SysCall call, int fd, std::size_t length_bytes, int flags, Perform perform);
-    Registration* registration_by_data(int epoll_fd, std::uint64_t data);
+    // The registration of epoll_fd with this data (the lowest fd if several).
+    Registrations::iterator registration_by_data(int epoll_fd, std::uint64_t data);
 
     Sys& inner_;
     Rng rng_;
@@ -262,7 +275,12 @@ private:
     std::uint64_t faults_injected_ = 0;
     std::map<int, StreamBytes> stream_bytes_;
     // Keyed by (epoll fd, fd); ordered so delivery order is deterministic.
-    std::map<std::pair<int, int>, Registration> registrations_;
+    // The three indexes beside it make every per-call lookup O(log n) and
+    // keep the per-step work independent of how many fds are registered.
+    Registrations registrations_;
+    std::set<std::pair<int, int>> watched_by_;               // (fd, epoll fd) of every registration
+    std::set<std::tuple<int, std::uint64_t, int>> by_data_;  // (epoll fd, data, fd) of every registration
+    std::set<RegistrationKey> owed_;                         // armed registrations with owed != 0
 };
 
 }  // namespace eagain

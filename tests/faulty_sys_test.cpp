@@ -831,6 +831,54 @@ TEST_CASE("close and EPOLL_CTL_DEL drop owed edges", "[faulty]") {
     REQUIRE(faulty.close(epoll_fd).ok());
 }
 
+TEST_CASE("closing an epoll fd drops the owed edges of its registrations, and only those", "[faulty]") {
+    Loopback net;
+    FaultySys faulty(net.linux_sys, 1);
+    REQUIRE(faulty.add_rule(rule_on(SysCall::recv, FaultKind::eintr)) == RuleError::none);
+    const int closing = epoll_set(faulty);
+    const int staying = epoll_set(faulty);
+    REQUIRE(faulty.epoll_ctl(closing, EPOLL_CTL_ADD, net.server, EpollEvent{epoll_in | epoll_et, 1}).ok());
+    REQUIRE(faulty.epoll_ctl(staying, EPOLL_CTL_ADD, net.server, EpollEvent{epoll_in | epoll_et, 2}).ok());
+    std::array<std::uint8_t, 10> buffer{};
+    REQUIRE(faulty.recv(net.server, buffer, 0).error == EINTR);
+    CHECK(faulty.owes_edges());
+    REQUIRE(faulty.close(closing).ok());
+    CHECK(faulty.owes_edges());  // the other set's edge is still owed
+    std::array<EpollEvent, 4> events{};
+    REQUIRE(faulty.epoll_wait(staying, events, 0).value == 1);
+    CHECK(events[0] == EpollEvent{epoll_in, 2});
+    CHECK_FALSE(faulty.owes_edges());
+    REQUIRE(faulty.close(staying).ok());
+}
+
+TEST_CASE("EPOLL_CTL_MOD with new data: the owed edge and the inner's events carry the new data", "[faulty]") {
+    Loopback net;
+    FaultySys faulty(net.linux_sys, 1);
+    FaultRule rule = rule_on(SysCall::recv, FaultKind::eintr);
+    rule.max_hits = 1;
+    REQUIRE(faulty.add_rule(rule) == RuleError::none);
+    const int epoll_fd = epoll_set(faulty);
+    REQUIRE(faulty.epoll_ctl(epoll_fd, EPOLL_CTL_ADD, net.server, EpollEvent{epoll_in | epoll_et, 1}).ok());
+    std::array<std::uint8_t, 10> buffer{};
+    REQUIRE(faulty.recv(net.server, buffer, 0).error == EINTR);
+    REQUIRE(faulty.epoll_ctl(epoll_fd, EPOLL_CTL_MOD, net.server, EpollEvent{epoll_in | epoll_et, 9}).ok());
+    std::array<EpollEvent, 4> events{};
+    REQUIRE(faulty.epoll_wait(epoll_fd, events, 0).value == 1);
+    CHECK(events[0] == EpollEvent{epoll_in, 9});
+    CHECK_FALSE(faulty.owes_edges());
+
+    // The inner's event for the new data is matched to the registration:
+    // an edge owed again is OR-ed into it, not appended as a second event.
+    REQUIRE(faulty.add_rule(rule_on(SysCall::send, FaultKind::eintr)) == RuleError::none);
+    REQUIRE(
+        faulty.epoll_ctl(epoll_fd, EPOLL_CTL_MOD, net.server, EpollEvent{epoll_in | epoll_out | epoll_et, 10}).ok());
+    REQUIRE(faulty.send(net.server, iota_bytes(1), 0).error == EINTR);
+    REQUIRE(faulty.epoll_wait(epoll_fd, events, wait_ms).value == 1);  // the MOD's writable edge, and the owed one
+    CHECK(events[0] == EpollEvent{epoll_out, 10});
+    CHECK_FALSE(faulty.owes_edges());
+    REQUIRE(faulty.close(epoll_fd).ok());
+}
+
 TEST_CASE("a reused fd starts its stream byte count from zero", "[faulty]") {
     Loopback net;
     FaultySys faulty(net.linux_sys, 1);
