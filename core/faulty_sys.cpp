@@ -274,9 +274,15 @@ std::optional<FaultySys::Pick> FaultySys::pick(SysCall call, int fd, std::option
     return chosen;
 }
 
-bool FaultySys::is_nonblocking(int fd) {
-    const FdResult flags = inner_.fcntl(fd, F_GETFL, 0);
-    return flags.ok() && (flags.value & O_NONBLOCK) != 0;
+bool FaultySys::is_nonblocking(int fd) const noexcept {
+    return nonblocking_fds_.contains(fd);
+}
+
+void FaultySys::set_nonblocking_seen(int fd, bool nonblocking) {
+    if (nonblocking)
+        nonblocking_fds_.insert(fd);
+    else
+        nonblocking_fds_.erase(fd);
 }
 
 void FaultySys::record(const Pick& chosen, SysCall call, int fd, std::size_t requested_bytes) {
@@ -334,6 +340,7 @@ FaultySys::Registrations::iterator FaultySys::erase_registration(Registrations::
 
 void FaultySys::forget_fd(int fd) {
     stream_bytes_.erase(fd);
+    nonblocking_fds_.erase(fd);
     // A closed fd leaves every epoll set, and a closed epoll fd takes its
     // registrations with it.
     while (true) {
@@ -360,8 +367,10 @@ FaultySys::Registrations::iterator FaultySys::registration_by_data(int epoll_fd,
 FdResult FaultySys::socket(int domain, int type, int protocol) {
     ++calls_[static_cast<std::size_t>(SysCall::socket)];
     const FdResult result = inner_.socket(domain, type, protocol);
-    if (result.ok())
+    if (result.ok()) {
         forget_fd(result.value);
+        set_nonblocking_seen(result.value, (type & SOCK_NONBLOCK) != 0);
+    }
     return result;
 }
 
@@ -385,8 +394,12 @@ FdResult FaultySys::accept4(int fd, SockAddr* peer, int flags) {
         return FdResult::failure(errno_of(chosen->fault));
     }
     const FdResult result = inner_.accept4(fd, peer, flags);
-    if (result.ok())
+    if (result.ok()) {
         forget_fd(result.value);
+        // Linux's accept4 does not inherit the listener's O_NONBLOCK: only
+        // the flags argument decides.
+        set_nonblocking_seen(result.value, (flags & SOCK_NONBLOCK) != 0);
+    }
     return result;
 }
 
@@ -537,7 +550,14 @@ VoidResult FaultySys::close(int fd) {
 
 FdResult FaultySys::fcntl(int fd, int command, int argument) {
     ++calls_[static_cast<std::size_t>(SysCall::fcntl)];
-    return inner_.fcntl(fd, command, argument);
+    const FdResult result = inner_.fcntl(fd, command, argument);
+    // The program's own F_SETFL sets O_NONBLOCK, and its own F_GETFL says
+    // what it is (how an fd this FaultySys did not see created becomes known).
+    if (result.ok() && command == F_SETFL)
+        set_nonblocking_seen(fd, (argument & O_NONBLOCK) != 0);
+    else if (result.ok() && command == F_GETFL)
+        set_nonblocking_seen(fd, (result.value & O_NONBLOCK) != 0);
+    return result;
 }
 
 FdResult FaultySys::ioctl_fionread(int fd) {

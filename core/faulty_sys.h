@@ -31,9 +31,16 @@
 //     most the limit. At a stream offset the limit is cut so the transfer
 //     ends exactly there; such a cut is recorded only when the inner moved
 //     all the bytes up to the offset (otherwise it stays pending).
-//   * EAGAIN is never injected on a blocking fd (O_NONBLOCK read through the
-//     inner fcntl; MSG_DONTWAIT also counts for send/recv): the rule is
-//     skipped.
+//   * EAGAIN is never injected on a blocking fd (MSG_DONTWAIT also counts
+//     for send/recv): the rule is skipped. FaultySys makes no call the
+//     program did not make, so it does not ask the inner fcntl(F_GETFL):
+//     it tracks O_NONBLOCK from the calls it sees — socket() and accept4()
+//     with SOCK_NONBLOCK, fcntl(F_SETFL), and the result of the program's
+//     own fcntl(F_GETFL). An fd it did not see created (made on the inner
+//     Sys directly, inherited by a preloaded program) counts as blocking
+//     until one of those calls says otherwise: wrongly taking a blocking fd
+//     for non-blocking would inject an EAGAIN a correct blocking program
+//     cannot get, while the other mistake only skips a fault.
 //   * Errors are not sticky: an injected ECONNRESET/EPIPE fails that one call
 //     and the connection stays intact underneath; a driver is expected to
 //     close on them, as it must after a real reset.
@@ -249,7 +256,10 @@ private:
     };
 
     std::optional<Pick> pick(SysCall call, int fd, std::optional<Transfer> transfer, bool nonblocking_by_flags);
-    bool is_nonblocking(int fd);
+    // O_NONBLOCK as the calls this FaultySys saw set it (never asked of
+    // the inner Sys); an fd it did not see created counts as blocking.
+    bool is_nonblocking(int fd) const noexcept;
+    void set_nonblocking_seen(int fd, bool nonblocking);
     void record(const Pick& chosen, SysCall call, int fd, std::size_t requested_bytes);
     using RegistrationKey = std::pair<int, int>;  // (epoll fd, fd)
     using Registrations = std::map<RegistrationKey, Registration>;
@@ -274,6 +284,10 @@ private:
     std::array<std::uint64_t, sys_call_count> calls_{};
     std::uint64_t faults_injected_ = 0;
     std::map<int, StreamBytes> stream_bytes_;
+    // fds whose O_NONBLOCK is set, as seen from socket(SOCK_NONBLOCK),
+    // accept4(SOCK_NONBLOCK) and fcntl(F_SETFL / F_GETFL) through this
+    // FaultySys; every other fd counts as blocking.
+    std::set<int> nonblocking_fds_;
     // Keyed by (epoll fd, fd); ordered so delivery order is deterministic.
     // The three indexes beside it make every per-call lookup O(log n) and
     // keep the per-step work independent of how many fds are registered.

@@ -134,6 +134,13 @@ struct Loopback {
         REQUIRE(fd.ok());
         return fd.value;
     }
+    // The fds were made on the kernel directly, so a FaultySys above it
+    // has not seen them made non-blocking: it learns that from an F_GETFL
+    // through it (set_nonblocking makes one), as it would from a program's.
+    void adopt(FaultySys& faulty) const {
+        for (const int fd : {listener, client, server})
+            REQUIRE(faulty.set_nonblocking(fd, true).ok());
+    }
     // Puts bytes in flight to `to` and waits until they can be read there.
     void deliver(int from, int to, const std::vector<std::uint8_t>& bytes) {
         send_all(linux_sys, from, bytes);
@@ -297,6 +304,7 @@ TEST_CASE("every fault enum value has its own name", "[faulty]") {
 TEST_CASE("an nth_call rule fires on exactly the n-th matching call", "[faulty]") {
     Loopback net;
     FaultySys faulty(net.linux_sys, 1);
+    net.adopt(faulty);
     FaultRule rule = rule_on(SysCall::recv, FaultKind::eagain);
     rule.when = CallSelector::nth_call;
     rule.call_number = 3;
@@ -308,6 +316,7 @@ TEST_CASE("an nth_call rule fires on exactly the n-th matching call", "[faulty]"
 TEST_CASE("an every_kth_call rule fires on every k-th matching call", "[faulty]") {
     Loopback net;
     FaultySys faulty(net.linux_sys, 1);
+    net.adopt(faulty);
     FaultRule rule = rule_on(SysCall::recv, FaultKind::eagain);
     rule.when = CallSelector::every_kth_call;
     rule.call_number = 2;
@@ -320,6 +329,7 @@ TEST_CASE("an every_kth_call rule fires on every k-th matching call", "[faulty]"
 TEST_CASE("a from_nth_call rule fires on the n-th matching call and every one after", "[faulty]") {
     Loopback net;
     FaultySys faulty(net.linux_sys, 1);
+    net.adopt(faulty);
     FaultRule rule = rule_on(SysCall::recv, FaultKind::eagain);
     rule.when = CallSelector::from_nth_call;
     rule.call_number = 3;
@@ -332,6 +342,7 @@ TEST_CASE("a from_nth_call rule fires on the n-th matching call and every one af
 TEST_CASE("an fd filter counts and faults only calls on that fd", "[faulty]") {
     Loopback net;
     FaultySys faulty(net.linux_sys, 1);
+    net.adopt(faulty);
     std::vector<FaultEvent> faults;
     faulty.set_observer([&](const FaultEvent& event) { faults.push_back(event); });
     FaultRule rule = rule_on(SysCall::recv, FaultKind::eagain);
@@ -355,6 +366,7 @@ TEST_CASE("an fd filter counts and faults only calls on that fd", "[faulty]") {
 TEST_CASE("a short write at a stream offset ends the transfer exactly at the offset", "[faulty]") {
     Loopback net;
     FaultySys faulty(net.linux_sys, 1);
+    net.adopt(faulty);
     FaultRule rule = rule_on(SysCall::send, FaultKind::short_transfer);
     rule.fd = net.client;
     rule.when = CallSelector::at_stream_offset;
@@ -381,6 +393,7 @@ TEST_CASE("a short write at a stream offset ends the transfer exactly at the off
 TEST_CASE("a short read at a stream offset ends the read exactly at the offset", "[faulty]") {
     Loopback net;
     FaultySys faulty(net.linux_sys, 1);
+    net.adopt(faulty);
     FaultRule rule = rule_on(SysCall::recv, FaultKind::short_transfer);
     rule.when = CallSelector::at_stream_offset;
     rule.stream_offset_bytes = 3;
@@ -395,6 +408,7 @@ TEST_CASE("a short read at a stream offset ends the read exactly at the offset",
 TEST_CASE("an error at a stream offset fires on the call that would move that byte", "[faulty]") {
     Loopback net;
     FaultySys faulty(net.linux_sys, 1);
+    net.adopt(faulty);
     FaultRule rule = rule_on(SysCall::recv, FaultKind::eagain);
     rule.when = CallSelector::at_stream_offset;
     rule.stream_offset_bytes = 4;
@@ -441,6 +455,7 @@ TEST_CASE("a probability rule decides the same per seed and differently between 
 TEST_CASE("a call-list rule fires on exactly the listed matching calls", "[faulty]") {
     Loopback net;
     FaultySys faulty(net.linux_sys, 1);
+    net.adopt(faulty);
     FaultRule rule = rule_on(SysCall::recv, FaultKind::eagain);
     rule.when = CallSelector::call_list;
     rule.call_list = {2, 3, 6};
@@ -495,6 +510,7 @@ TEST_CASE("probability rules replaced by call lists of the calls they fired on g
 TEST_CASE("a rule stops firing after max_hits", "[faulty]") {
     Loopback net;
     FaultySys faulty(net.linux_sys, 1);
+    net.adopt(faulty);
     FaultRule rule = rule_on(SysCall::recv, FaultKind::eagain);
     rule.max_hits = 2;
     REQUIRE(faulty.add_rule(rule) == RuleError::none);
@@ -507,6 +523,7 @@ TEST_CASE("a rule stops firing after max_hits", "[faulty]") {
 TEST_CASE("the first rule that fires wins", "[faulty]") {
     Loopback net;
     FaultySys faulty(net.linux_sys, 1);
+    net.adopt(faulty);
     FaultRule first = rule_on(SysCall::recv, FaultKind::econnreset);
     first.when = CallSelector::nth_call;
     first.call_number = 2;
@@ -524,6 +541,7 @@ TEST_CASE("the first rule that fires wins", "[faulty]") {
 TEST_CASE("a short write puts exactly the allowed bytes on the wire", "[faulty]") {
     Loopback net;
     FaultySys faulty(net.linux_sys, 1);
+    net.adopt(faulty);
     FaultRule rule = rule_on(SysCall::send, FaultKind::short_transfer);
     rule.short_limit_bytes = 3;
     FaultRule vectored = rule;
@@ -552,6 +570,7 @@ TEST_CASE("a short write puts exactly the allowed bytes on the wire", "[faulty]"
 TEST_CASE("a short read offers at most the allowed bytes", "[faulty]") {
     Loopback net;
     FaultySys faulty(net.linux_sys, 1);
+    net.adopt(faulty);
     FaultRule rule = rule_on(SysCall::recv, FaultKind::short_transfer);
     rule.short_limit_bytes = 4;
     FaultRule vectored = rule;
@@ -578,9 +597,10 @@ TEST_CASE("a short read offers at most the allowed bytes", "[faulty]") {
 TEST_CASE("EAGAIN is never injected on a blocking fd", "[faulty]") {
     Loopback net;
     FaultySys faulty(net.linux_sys, 1);
+    net.adopt(faulty);
     REQUIRE(faulty.add_rule(rule_on(SysCall::recv, FaultKind::eagain)) == RuleError::none);
     net.deliver(net.client, net.server, iota_bytes(10));
-    REQUIRE(net.linux_sys.set_nonblocking(net.server, false).ok());
+    REQUIRE(faulty.set_nonblocking(net.server, false).ok());
     std::array<std::uint8_t, 1> byte{};
     CHECK(outcome(faulty.recv(net.server, byte, 0)) == "ok 1");
     CHECK(faulty.faults_injected() == 0);
@@ -588,14 +608,105 @@ TEST_CASE("EAGAIN is never injected on a blocking fd", "[faulty]") {
         CHECK(outcome(faulty.recv(net.server, byte, MSG_DONTWAIT)) == "EAGAIN");
     }
     SECTION("and is again once the fd is non-blocking") {
-        REQUIRE(net.linux_sys.set_nonblocking(net.server, true).ok());
+        REQUIRE(faulty.set_nonblocking(net.server, true).ok());
         CHECK(outcome(faulty.recv(net.server, byte, 0)) == "EAGAIN");
     }
+}
+
+// Whether an fd is blocking is known from the calls the program makes, never
+// asked of the inner Sys: a rule-less FaultySys between them counts what
+// reaches the kernel.
+TEST_CASE("FaultySys tracks O_NONBLOCK from the program's calls and makes no fcntl of its own", "[faulty]") {
+    Loopback net;
+    FaultySys below(net.linux_sys, 0);  // counts the calls that reach the kernel
+    FaultySys faulty(below, 1);
+    REQUIRE(faulty.add_rule(rule_on(SysCall::recv, FaultKind::eagain)) == RuleError::none);
+    std::array<std::uint8_t, 1> byte{};
+    const auto recv_outcome = [&](int fd) { return outcome(faulty.recv(fd, byte, 0)); };
+    std::vector<int> to_close;
+
+    SECTION("an fd it did not see made counts as blocking: no EAGAIN, though the kernel's fd is non-blocking") {
+        net.deliver(net.client, net.server, iota_bytes(1));
+        CHECK(recv_outcome(net.server) == "ok 1");
+        CHECK(recv_outcome(net.server) == "EAGAIN");  // the kernel's own: nothing left to read
+        CHECK(faulty.faults_injected() == 0);
+        SECTION("until the program's own F_GETFL shows O_NONBLOCK") {
+            const auto flags = faulty.fcntl(net.server, F_GETFL, 0);
+            REQUIRE(flags.ok());
+            REQUIRE((flags.value & O_NONBLOCK) != 0);
+            CHECK(recv_outcome(net.server) == "EAGAIN");
+            CHECK(faulty.faults_injected() == 1);
+        }
+    }
+    SECTION("socket() with and without SOCK_NONBLOCK, then F_SETFL") {
+        const auto nonblocking = faulty.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        const auto blocking = faulty.socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        REQUIRE(nonblocking.ok());
+        REQUIRE(blocking.ok());
+        to_close = {nonblocking.value, blocking.value};
+        CHECK(recv_outcome(nonblocking.value) == "EAGAIN");  // injected: the inner call is not made
+        CHECK(recv_outcome(blocking.value) == "ENOTCONN");   // the kernel's answer, not an injection
+        CHECK(faulty.faults_injected() == 1);
+        REQUIRE(faulty.fcntl(blocking.value, F_SETFL, O_RDWR | O_NONBLOCK).ok());
+        REQUIRE(faulty.fcntl(nonblocking.value, F_SETFL, O_RDWR).ok());
+        CHECK(recv_outcome(blocking.value) == "EAGAIN");
+        CHECK(recv_outcome(nonblocking.value) == "ENOTCONN");
+        CHECK(faulty.faults_injected() == 2);
+    }
+    SECTION("a closed fd's number, reused by a blocking socket, is blocking") {
+        const auto first = faulty.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        REQUIRE(first.ok());
+        REQUIRE(faulty.close(first.value).ok());
+        const auto reused = faulty.socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        REQUIRE(reused.ok());
+        to_close = {reused.value};
+        REQUIRE(reused.value == first.value);  // lowest free fd
+        CHECK(recv_outcome(reused.value) == "ENOTCONN");
+        CHECK(faulty.faults_injected() == 0);
+    }
+    SECTION("accept4: its flags decide, not the listener's O_NONBLOCK (Linux does not inherit it)") {
+        FaultRule refuse = rule_on(SysCall::accept4, FaultKind::eagain);
+        refuse.max_hits = 1;
+        REQUIRE(faulty.add_rule(refuse) == RuleError::none);
+        // The listener was made on the kernel directly: blocking as far as
+        // FaultySys knows, so its accept4 rule does not fire.
+        CHECK(faulty.accept4(net.listener, nullptr, SOCK_NONBLOCK).error == EAGAIN);  // the kernel's: none queued
+        CHECK(faulty.rule_hits(1) == 0);
+        REQUIRE(faulty.fcntl(net.listener, F_SETFL, O_RDWR | O_NONBLOCK).ok());
+        CHECK(faulty.accept4(net.listener, nullptr, SOCK_NONBLOCK).error == EAGAIN);
+        CHECK(faulty.rule_hits(1) == 1);
+
+        const int first_client = net.connect_client();
+        const int second_client = net.connect_client();
+        to_close = {first_client, second_client};
+        REQUIRE(wait_for(net.linux_sys, net.listener, epoll_in));
+        const auto nonblocking = faulty.accept4(net.listener, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        REQUIRE(nonblocking.ok());
+        to_close.push_back(nonblocking.value);
+        REQUIRE(wait_for(net.linux_sys, net.listener, epoll_in));
+        const auto blocking = faulty.accept4(net.listener, nullptr, SOCK_CLOEXEC);
+        REQUIRE(blocking.ok());
+        to_close.push_back(blocking.value);
+        CHECK(recv_outcome(nonblocking.value) == "EAGAIN");  // injected
+        CHECK(faulty.rule_hits(0) == 1);
+        // Blocking: a byte waits for it, so the kernel's recv returns at once.
+        const bool first_is_blocking =
+            net.linux_sys.getpeername(blocking.value).value == net.linux_sys.getsockname(first_client).value;
+        send_all(net.linux_sys, first_is_blocking ? first_client : second_client, iota_bytes(1));
+        REQUIRE(wait_for(net.linux_sys, blocking.value, epoll_in));
+        CHECK(recv_outcome(blocking.value) == "ok 1");
+        CHECK(faulty.rule_hits(0) == 1);
+    }
+    for (const int fd : to_close)
+        REQUIRE(faulty.close(fd).ok());
+    // The fcntl calls that reached the kernel are the program's, none more.
+    CHECK(below.calls(SysCall::fcntl) == faulty.calls(SysCall::fcntl));
 }
 
 TEST_CASE("injected errors perform no inner call", "[faulty]") {
     Loopback net;
     FaultySys faulty(net.linux_sys, 1);
+    net.adopt(faulty);
     SECTION("send: nothing reaches the peer") {
         const FaultKind fault = GENERATE(FaultKind::eagain, FaultKind::eintr, FaultKind::econnreset, FaultKind::epipe);
         FaultRule rule = rule_on(SysCall::send, fault);
@@ -620,6 +731,7 @@ TEST_CASE("injected errors perform no inner call", "[faulty]") {
 TEST_CASE("EINTR on connect performs the connect, writable and SO_ERROR 0 follow", "[faulty]") {
     Loopback net;
     FaultySys faulty(net.linux_sys, 1);
+    net.adopt(faulty);
     REQUIRE(faulty.add_rule(rule_on(SysCall::connect, FaultKind::eintr)) == RuleError::none);
     const auto fd = faulty.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     REQUIRE(fd.ok());
@@ -642,6 +754,7 @@ TEST_CASE("EINTR on connect performs the connect, writable and SO_ERROR 0 follow
 TEST_CASE("ECONNREFUSED on connect is reported without attempting the connection", "[faulty]") {
     Loopback net;
     FaultySys faulty(net.linux_sys, 1);
+    net.adopt(faulty);
     FaultRule rule = rule_on(SysCall::connect, FaultKind::econnrefused);
     rule.max_hits = 1;
     REQUIRE(faulty.add_rule(rule) == RuleError::none);
@@ -669,6 +782,7 @@ TEST_CASE("EINTR on close still closes the fd", "[faulty]") {
 TEST_CASE("an injected EAGAIN owes the edge-triggered readiness it hid", "[faulty]") {
     Loopback net;
     FaultySys faulty(net.linux_sys, 1);
+    net.adopt(faulty);
     FaultRule rule = rule_on(SysCall::recv, FaultKind::eagain);
     rule.when = CallSelector::nth_call;
     rule.call_number = 1;
@@ -700,6 +814,7 @@ TEST_CASE("an injected EAGAIN owes the edge-triggered readiness it hid", "[fault
 TEST_CASE("an owed edge is OR-ed into the inner event for the same fd, never duplicated", "[faulty]") {
     Loopback net;
     FaultySys faulty(net.linux_sys, 1);
+    net.adopt(faulty);
     REQUIRE(faulty.add_rule(rule_on(SysCall::send, FaultKind::eagain)) == RuleError::none);
     const int epoll_fd = epoll_set(faulty);
     REQUIRE(faulty.epoll_ctl(epoll_fd, EPOLL_CTL_ADD, net.client, EpollEvent{epoll_in | epoll_out | epoll_et, 7}).ok());
@@ -718,6 +833,7 @@ TEST_CASE("an owed edge is OR-ed into the inner event for the same fd, never dup
 TEST_CASE("owed edges respect maxevents and wait for the next epoll_wait", "[faulty]") {
     Loopback net;
     FaultySys faulty(net.linux_sys, 1);
+    net.adopt(faulty);
     REQUIRE(faulty.add_rule(rule_on(SysCall::recv, FaultKind::eintr)) == RuleError::none);
     const int epoll_fd = epoll_set(faulty);
     REQUIRE(faulty.epoll_ctl(epoll_fd, EPOLL_CTL_ADD, net.server, EpollEvent{epoll_in | epoll_et, 1}).ok());
@@ -741,6 +857,7 @@ TEST_CASE("owed edges respect maxevents and wait for the next epoll_wait", "[fau
 TEST_CASE("an owed edge on a disarmed ONESHOT registration waits for the re-arm", "[faulty]") {
     Loopback net;
     FaultySys faulty(net.linux_sys, 1);
+    net.adopt(faulty);
     FaultRule rule = rule_on(SysCall::recv, FaultKind::eagain);
     rule.max_hits = 1;
     REQUIRE(faulty.add_rule(rule) == RuleError::none);
@@ -772,6 +889,7 @@ TEST_CASE("an owed edge on a disarmed ONESHOT registration waits for the re-arm"
 TEST_CASE("EINTR on epoll_wait returns no events and leaves the readiness", "[faulty]") {
     Loopback net;
     FaultySys faulty(net.linux_sys, 1);
+    net.adopt(faulty);
     FaultRule rule = rule_on(SysCall::epoll_wait, FaultKind::eintr);
     rule.max_hits = 1;
     REQUIRE(faulty.add_rule(rule) == RuleError::none);
@@ -793,6 +911,7 @@ TEST_CASE("EINTR on epoll_wait returns no events and leaves the readiness", "[fa
 TEST_CASE("EMFILE on accept4 leaves the connection queued and owes the listener's edge", "[faulty]") {
     Loopback net;
     FaultySys faulty(net.linux_sys, 1);
+    net.adopt(faulty);
     FaultRule rule = rule_on(SysCall::accept4, FaultKind::emfile);
     rule.max_hits = 1;
     REQUIRE(faulty.add_rule(rule) == RuleError::none);
@@ -814,6 +933,7 @@ TEST_CASE("EMFILE on accept4 leaves the connection queued and owes the listener'
 TEST_CASE("close and EPOLL_CTL_DEL drop owed edges", "[faulty]") {
     Loopback net;
     FaultySys faulty(net.linux_sys, 1);
+    net.adopt(faulty);
     REQUIRE(faulty.add_rule(rule_on(SysCall::recv, FaultKind::eagain)) == RuleError::none);
     const int epoll_fd = epoll_set(faulty);
     REQUIRE(faulty.epoll_ctl(epoll_fd, EPOLL_CTL_ADD, net.server, EpollEvent{epoll_in | epoll_et, 1}).ok());
@@ -834,6 +954,7 @@ TEST_CASE("close and EPOLL_CTL_DEL drop owed edges", "[faulty]") {
 TEST_CASE("closing an epoll fd drops the owed edges of its registrations, and only those", "[faulty]") {
     Loopback net;
     FaultySys faulty(net.linux_sys, 1);
+    net.adopt(faulty);
     REQUIRE(faulty.add_rule(rule_on(SysCall::recv, FaultKind::eintr)) == RuleError::none);
     const int closing = epoll_set(faulty);
     const int staying = epoll_set(faulty);
@@ -854,6 +975,7 @@ TEST_CASE("closing an epoll fd drops the owed edges of its registrations, and on
 TEST_CASE("EPOLL_CTL_MOD with new data: the owed edge and the inner's events carry the new data", "[faulty]") {
     Loopback net;
     FaultySys faulty(net.linux_sys, 1);
+    net.adopt(faulty);
     FaultRule rule = rule_on(SysCall::recv, FaultKind::eintr);
     rule.max_hits = 1;
     REQUIRE(faulty.add_rule(rule) == RuleError::none);
@@ -882,6 +1004,7 @@ TEST_CASE("EPOLL_CTL_MOD with new data: the owed edge and the inner's events car
 TEST_CASE("a reused fd starts its stream byte count from zero", "[faulty]") {
     Loopback net;
     FaultySys faulty(net.linux_sys, 1);
+    net.adopt(faulty);
     FaultRule rule = rule_on(SysCall::recv, FaultKind::short_transfer);
     rule.when = CallSelector::at_stream_offset;
     rule.stream_offset_bytes = 5;
@@ -914,6 +1037,7 @@ TEST_CASE("a reused fd starts its stream byte count from zero", "[faulty]") {
 TEST_CASE("the observer receives every injected fault with its call, fd, number and rule", "[faulty]") {
     Loopback net;
     FaultySys faulty(net.linux_sys, 1);
+    net.adopt(faulty);
     std::vector<FaultEvent> faults;
     faulty.set_observer([&](const FaultEvent& event) { faults.push_back(event); });
     FaultRule again = rule_on(SysCall::recv, FaultKind::eagain);

@@ -177,6 +177,9 @@ struct Loopback {
         REQUIRE((eagain::test::wait_once(kernel, ours.get(), epoll_out, wait_ms) & epoll_out) != 0);
         REQUIRE(kernel.socket_error(ours.get()).value == 0);
         our_fd = ours.get();
+        // Made on the kernel directly: FaultySys learns that it is
+        // non-blocking from this F_GETFL through it (it never asks itself).
+        REQUIRE(faulty.set_nonblocking(our_fd, true).ok());
     }
 
     int make_socket() {
