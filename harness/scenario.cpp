@@ -745,14 +745,16 @@ private:
             return found == words.end() ? first : found->second;
         };
         const std::uint64_t conns = spec.kind == "frame-client" ? count_option("conns", 1) : 1;
+        const std::string conns_expected =
+            words.contains("conns") ? "fewer conns" : "a client on a host with connections left";
         std::uint64_t& host_conns = connections_per_host_[spec.host];
         if (host_conns + conns > max_connections_per_host)
-            fail_total(at("conns"), "conns",
+            fail_total(at("conns"), conns_expected,
                        "at most " + std::to_string(max_connections_per_host) +
                            " connections from one host, one ephemeral port each; " + std::to_string(host_conns) +
                            " are taken by apps above");
         if (connections_ + conns > max_connections)
-            fail_total(at("conns"), "conns",
+            fail_total(at("conns"), conns_expected,
                        "at most " + std::to_string(max_connections) + " connections in all; " +
                            std::to_string(connections_) + " are taken by apps above");
         std::uint64_t frames = 0;
@@ -760,7 +762,7 @@ private:
         if (spec.kind == "frame-client" || spec.kind == "reconnecting-client") {
             frames = count_option("frames", spec.kind == "frame-client" ? 100 : 0);
             if (frames_ + frames > max_frames)
-                fail_total(at("frames"), "frames",
+                fail_total(at("frames"), "fewer frames",
                            "at most " + std::to_string(max_frames) + " frames in all; " + std::to_string(frames_) +
                                " are taken by apps above");
         }
@@ -774,7 +776,7 @@ private:
                                   per_connection * frame > max_in_flight_bytes / conns ||
                                   in_flight_bytes_ + per_connection * frame * conns > max_in_flight_bytes;
             if (too_many)
-                fail_total(at("in-flight"), "in-flight",
+                fail_total(at("in-flight"), "fewer in-flight (or conns, or a smaller size)",
                            "conns x in-flight x (size + 20) is at most " + std::to_string(max_in_flight_bytes) +
                                " bytes (256 MiB) in all; " + std::to_string(in_flight_bytes_) +
                                " are taken by apps above");

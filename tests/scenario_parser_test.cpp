@@ -294,7 +294,8 @@ TEST_CASE("every limit of the runner is checked where it is written, with the ma
                                              "app client frame-client connect server:7 conns 32768 in-flight 1\n"
                                              "app client idle-client name idle connect server:7");
         CHECK(
-            error.starts_with("t.scn:5:1: expected conns, found \"app\": too many (at most 32768 connections from "
+            error.starts_with("t.scn:5:1: expected a client on a host with connections left, found \"app\": too many "
+                              "(at most 32768 connections from "
                               "one host, one ephemeral port each; 32768 are taken by apps above)"));
         std::string hosts;
         std::string clients;
@@ -303,7 +304,7 @@ TEST_CASE("every limit of the runner is checked where it is written, with the ma
             clients += "app h" + std::to_string(i) + " frame-client connect server:7 conns 30000 frames 0\n";
         }
         CHECK(only_error(apps + hosts + clients)
-                  .starts_with("t.scn:9:44: expected conns, found \"30000\": too many "
+                  .starts_with("t.scn:9:44: expected fewer conns, found \"30000\": too many "
                                "(at most 65536 connections in all"));
     }
     SECTION("frames and bytes in flight, in all") {
@@ -311,9 +312,11 @@ TEST_CASE("every limit of the runner is checked where it is written, with the ma
                   .ends_with("too large (at most 16777216, frames in all)"));
         CHECK(only_error(apps + "app client frame-client connect server:7 frames 16777216\n"
                                 "app client reconnecting-client name r connect server:7 frames 1")
-                  .starts_with("t.scn:5:63: expected frames, found \"1\": too many (at most 16777216 frames in all"));
+                  .starts_with(
+                      "t.scn:5:63: expected fewer frames, found \"1\": too many (at most 16777216 frames in all"));
         CHECK(only_error(apps + "app client frame-client connect server:7 conns 64 in-flight 64 size 64KiB")
-                  .starts_with("t.scn:4:61: expected in-flight, found \"64\": too many (conns x in-flight x (size + "
+                  .starts_with("t.scn:4:61: expected fewer in-flight (or conns, or a smaller size), found \"64\": too "
+                               "many (conns x in-flight x (size + "
                                "20) is at most 268435456 bytes (256 MiB) in all"));
         CHECK(parse(apps + "app client frame-client connect server:7 conns 64 in-flight 64 size 60KiB\n"
                            "expect no-fd-leak")
