@@ -698,15 +698,14 @@ private:
         spec.name = spec.options.contains("name") ? spec.options["name"] : spec.host;
         if (find_app(spec.name) != nullptr)
             fail(first, "a name for this app (\"name NAME\"): " + spec.name + " is taken");
-        app_options_agree(spec, value_words, first);
+        app_options_agree(spec, value_words);
         app_totals(spec, value_words, first);
         result_.scenario.apps.push_back(spec);
     }
 
     // Options each valid alone that make no connection config together:
     // what the runner would refuse, said here with a column.
-    void app_options_agree(const AppSpec& spec, const std::map<std::string, Word, std::less<>>& words,
-                           const Word& first) {
+    void app_options_agree(const AppSpec& spec, const std::map<std::string, Word, std::less<>>& words) {
         const auto word = [&](std::string_view key) { return words.find(key)->second; };
         const auto duration_option = [&](std::string_view key) {
             const auto found = words.find(key);
@@ -728,7 +727,6 @@ private:
                      "dead-after 0 with heartbeat 0 (a dead peer is one silent for dead-after "
                      "heartbeat intervals: without heartbeats there is none)");
         }
-        (void)first;
     }
 
     // What the apps of the file take in all: connections (ephemeral ports
