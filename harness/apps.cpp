@@ -116,6 +116,13 @@ TransportOptions transport_of(const AppSpec& app) {
     return transport;
 }
 
+// `connect-timeout D` of the client kinds: an attempt still connecting after
+// D fails with connect_timeout (ETIMEDOUT); 0: none (the kernel's SYN
+// retries still end it). Absent: the Connection's default, 10s.
+void set_connect_timeout(ConnectionConfig& config, const AppSpec& app) {
+    config.connect_timeout = option_duration(app, "connect-timeout", config.connect_timeout);
+}
+
 // `heartbeat D` (0: none) with a dead peer after dead_after silent intervals.
 void set_heartbeat(ConnectionConfig& config, Nanos idle, std::uint32_t dead_after) {
     config.heartbeat_idle_timeout = idle;
@@ -190,6 +197,7 @@ LoadOptions load_options(const AppSpec& spec) {
     options.in_flight_per_connection = static_cast<std::size_t>(option_count(spec, "in-flight", 32));
     options.transport = transport_of(spec);
     set_heartbeat(options.connection, option_duration(spec, "heartbeat", Nanos{0}), 3);
+    set_connect_timeout(options.connection, spec);
     return options;
 }
 
@@ -269,6 +277,7 @@ OneConnectionOptions idle_options(const AppSpec& spec) {
     // dead-after is kept (and refused by check_options).
     options.connection.dead_peer_intervals = static_cast<std::uint32_t>(
         std::min<std::uint64_t>(option_count(spec, "dead-after", idle > Nanos{0} ? 3 : 0), 1U << 20));
+    set_connect_timeout(options.connection, spec);
     return options;
 }
 
@@ -283,6 +292,7 @@ OneConnectionOptions reconnecting_options(const AppSpec& spec) {
     config.reconnect_jitter_percent = option_percent(spec, "jitter", 0);
     // The schedule is the subject here: no heartbeat traffic besides it.
     set_heartbeat(config, Nanos{0}, 0);
+    set_connect_timeout(config, spec);
     return options;
 }
 

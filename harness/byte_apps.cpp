@@ -607,7 +607,8 @@ public:
         : reactor_(context.reactor),
           server_(context.address),
           total_bytes_(option_size(context.spec, "bytes", 0)),
-          chunk_bytes_(bounded_size(context.spec, "chunk", default_chunk_bytes, max_chunk_bytes)) {
+          chunk_bytes_(bounded_size(context.spec, "chunk", default_chunk_bytes, max_chunk_bytes)),
+          connect_timeout_(option_duration(context.spec, "connect-timeout", Nanos{0})) {
         transport_options_.trigger = trigger_of(context.spec);
     }
     ~BulkSenderApp() override { stop(); }
@@ -628,8 +629,17 @@ public:
             end(ended_by_error(transport_->open_error()));
             return VoidResult::success({});
         }
-        if (!connecting)
+        if (!connecting) {
             established();
+        } else if (connect_timeout_ > Nanos{0}) {
+            // `connect-timeout D`: still connecting after D is an ETIMEDOUT
+            // of our own (0, the default: the kernel's SYN retries decide).
+            connect_timer_ = reactor_.add_timer(reactor_.sys().now() + connect_timeout_, [this] {
+                connect_timer_.reset();
+                if (!ended_ && transport_ && transport_->connecting())
+                    end(CloseInfo{CloseReason::connect_timeout, ETIMEDOUT, std::nullopt});
+            });
+        }
         return VoidResult::success({});
     }
 
@@ -646,6 +656,7 @@ public:
 
 private:
     void established() {
+        cancel_connect_timer();
         observations_.states.insert(std::string(to_string(ConnectionState::established)));
         update_reading();
         send_more();
@@ -767,6 +778,7 @@ private:
         if (fin_timer_)
             reactor_.cancel_timer(*fin_timer_);
         fin_timer_.reset();
+        cancel_connect_timer();
         // Closed, not destroyed: this may run inside the transport's own callback.
         if (transport_)
             transport_->close();
@@ -779,6 +791,12 @@ private:
             note_problem(observations_, "ended after " + std::to_string(sent_bytes_) + " of " +
                                             std::to_string(total_bytes_) + " bytes sent: " + describe(info));
         }
+    }
+
+    void cancel_connect_timer() {
+        if (connect_timer_)
+            reactor_.cancel_timer(*connect_timer_);
+        connect_timer_.reset();
     }
 
     Reactor& reactor_;
@@ -796,7 +814,9 @@ private:
     bool write_shut_ = false;     // our FIN is queued
     bool peer_finished_ = false;  // recv returned 0
     bool ended_ = false;
-    std::optional<Reactor::TimerId> fin_timer_;  // cancelled by end(): it captures this
+    std::optional<Reactor::TimerId> fin_timer_;      // cancelled by end(): it captures this
+    Nanos connect_timeout_;                          // 0: none
+    std::optional<Reactor::TimerId> connect_timer_;  // cancelled once established or ended: it captures this
     AppObservations observations_;
 };
 

@@ -121,10 +121,16 @@ std::string first_problem(const AppObservations& seen) {
 void check_world_expectation(const ExpectSpec& e, bool finished, sim::RunStatus status, Nanos finished_at,
                              sim::World& world, std::map<std::string, Host>& hosts, const Fail& fail) {
     if (e.what == "done-by") {
+        // Judged against when the last app was done, not only whether the
+        // run ended: the run goes on to the latest done-by of the file.
+        const Nanos by = *parse_duration(e.arguments.front());
         if (!finished)
             fail(e, "every app done by " + e.arguments.front(),
                  "still running at " + format_duration(finished_at) + " (" + std::string(sim::to_string(status)) + ")",
                  finished_at);
+        else if (finished_at > by)
+            fail(e, "every app done by " + e.arguments.front(),
+                 "the last app was done at " + format_duration(finished_at), finished_at);
     } else if (e.what == "no-fd-leak") {
         if (!finished) {
             fail(e, "every host back to its descriptor count once the apps are done",
@@ -311,11 +317,15 @@ ScenarioReport run_scenario(const Scenario& scenario, const ScenarioRunOptions& 
         });
     }
 
-    Nanos deadline = default_deadline;
+    // The run lasts until every app is done or the latest done-by (of the
+    // world or of any app) has passed: each done-by is then judged against
+    // the time its app, or the last app, was done.
+    std::optional<Nanos> latest_done_by;
     for (const ExpectSpec& e : scenario.expectations) {
         if (e.what == "done-by")
-            deadline = *parse_duration(e.arguments.front());
+            latest_done_by = std::max(latest_done_by.value_or(Nanos{0}), *parse_duration(e.arguments.front()));
     }
+    const Nanos deadline = latest_done_by.value_or(default_deadline);
     const auto all_done = [&] {
         bool all = true;
         for (auto& [name, app] : apps) {

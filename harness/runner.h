@@ -9,8 +9,9 @@
 // The run: every host gets one Reactor over a FaultySys (seeded from the
 // scenario's seed and the host's index) over its SimKernel. Servers start
 // first; each host's descriptor count is taken as its baseline; then the
-// clients start. The world runs until every app is done, or the done-by
-// time (1 virtual hour without one). Then one more virtual second lets
+// clients start. The world runs until every app is done, or the latest
+// done-by time of the file (1 virtual hour without one); each done-by is
+// judged against when its app (world-wide: the last app) was done. Then one more virtual second lets
 // servers see the last FINs, and the fd counts are compared with the
 // baselines (servers still running).
 #pragma once

@@ -5,6 +5,7 @@
 #include <cctype>
 #include <cerrno>
 #include <charconv>
+#include <initializer_list>
 #include <limits>
 #include <utility>
 
@@ -91,6 +92,27 @@ bool is_name(std::string_view word) noexcept {
                        [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_'; });
 }
 
+// Digits (with _) and then letters only: a number in the right form that
+// parse_* refused for its size, so the message can say "too large".
+bool digits_then_unit(std::string_view word, std::initializer_list<std::string_view> units) noexcept {
+    std::size_t digits = 0;
+    while (digits < word.size() && ((word[digits] >= '0' && word[digits] <= '9') || word[digits] == '_'))
+        ++digits;
+    if (digits == 0 || word.front() == '_' || word[digits - 1] == '_')
+        return false;
+    const std::string_view unit = word.substr(digits);
+    return std::find(units.begin(), units.end(), unit) != units.end();
+}
+bool number_too_large(std::string_view word) noexcept {
+    return digits_then_unit(word, {""}) && !count_of(word);
+}
+bool size_too_large(std::string_view word) noexcept {
+    return digits_then_unit(word, {"", "K", "KiB", "M", "MiB"}) && !parse_size(word);
+}
+bool duration_too_long(std::string_view word) noexcept {
+    return digits_then_unit(word, {"ns", "us", "ms", "s", "m", "h"}) && !parse_duration(word);
+}
+
 std::optional<FaultKind> errno_fault(std::string_view word) noexcept {
     static constexpr std::array<std::pair<std::string_view, FaultKind>, 8> names{{
         {"EAGAIN", FaultKind::eagain},
@@ -114,6 +136,12 @@ enum class ValueType : std::uint8_t { port, endpoint, count, positive, size, dur
 struct OptionRule {
     std::string_view key;
     ValueType type;
+    // count, positive, size: the range, beyond the type's own (positive:
+    // from 1); duration: only the maximum.
+    std::uint64_t minimum = 0;
+    std::uint64_t maximum = max_number;
+    // Why a value above maximum cannot run, for the message.
+    std::string_view above = {};
 };
 
 struct AppKind {
@@ -126,37 +154,47 @@ const std::vector<AppKind>& app_kinds() {
     static const std::vector<AppKind> kinds{
         {"frame-echo",
          {{"port", ValueType::port},
-          {"max-frame", ValueType::size},
+          {"max-frame", ValueType::size, frame_header_bytes, max_frame_bytes, "the header included"},
           {"heartbeat", ValueType::duration},
-          {"backlog", ValueType::count}},
+          {"backlog", ValueType::count, 0, max_backlog, "what listen(2) takes"}},
          {}},
-        {"byte-echo", {{"port", ValueType::port}, {"backlog", ValueType::positive}}, {}},
+        {"byte-echo",
+         {{"port", ValueType::port}, {"backlog", ValueType::positive, 1, max_backlog, "what listen(2) takes"}},
+         {}},
         {"frame-client",
          {{"connect", ValueType::endpoint},
-          {"frames", ValueType::count},
-          {"size", ValueType::size},
-          {"conns", ValueType::positive},
-          {"in-flight", ValueType::positive},
-          {"heartbeat", ValueType::duration}},
+          {"frames", ValueType::count, 0, max_frames, "frames in all"},
+          {"size", ValueType::size, 0, max_frame_bytes - frame_header_bytes, "a frame with its 20-byte header"},
+          {"conns", ValueType::positive, 1, max_connections_per_host, "one ephemeral port each"},
+          {"in-flight", ValueType::positive, 1, max_number},
+          {"heartbeat", ValueType::duration},
+          {"connect-timeout", ValueType::duration}},
          {"connect"}},
         {"bulk-sender",
-         {{"connect", ValueType::endpoint}, {"bytes", ValueType::size}, {"chunk", ValueType::size}},
+         {{"connect", ValueType::endpoint},
+          {"bytes", ValueType::size},
+          {"chunk", ValueType::size, 1, max_chunk_bytes, "bytes per send"},
+          {"connect-timeout", ValueType::duration}},
          {"connect", "bytes"}},
         {"bulk-receiver",
          {{"port", ValueType::port},
           {"bytes", ValueType::size},
-          {"read-chunk", ValueType::size},
-          {"backlog", ValueType::positive}},
+          {"read-chunk", ValueType::size, 1, max_chunk_bytes, "bytes per read"},
+          {"backlog", ValueType::positive, 1, max_backlog, "what listen(2) takes"}},
          {"port", "bytes"}},
         {"idle-client",
-         {{"connect", ValueType::endpoint}, {"heartbeat", ValueType::duration}, {"dead-after", ValueType::count}},
+         {{"connect", ValueType::endpoint},
+          {"heartbeat", ValueType::duration},
+          {"dead-after", ValueType::count, 0, max_dead_after, "heartbeat intervals"},
+          {"connect-timeout", ValueType::duration}},
          {"connect"}},
         {"reconnecting-client",
          {{"connect", ValueType::endpoint},
           {"backoff", ValueType::duration},
           {"backoff-max", ValueType::duration},
           {"jitter", ValueType::percent},
-          {"frames", ValueType::count}},
+          {"frames", ValueType::count, 0, max_frames, "frames in all"},
+          {"connect-timeout", ValueType::duration}},
          {"connect"}},
     };
     return kinds;
@@ -201,6 +239,15 @@ public:
     bool done() const noexcept { return next_ >= words_.size(); }
     const Word& peek() const noexcept { return done() ? end_ : words_[next_]; }
     Word take() noexcept { return done() ? end_ : words_[next_++]; }
+    // The word after key among the key-value pairs from word first on
+    // (the statement read or not); empty if key is not one of them.
+    std::string_view value_of(std::string_view key, std::size_t first) const noexcept {
+        for (std::size_t i = first; i + 1 < words_.size(); i += 2) {
+            if (words_[i].text == key)
+                return words_[i + 1].text;
+        }
+        return {};
+    }
 
 private:
     const std::vector<Word>& words_;
@@ -218,8 +265,6 @@ public:
     explicit Parser(std::string_view file) { result_.scenario.file = std::string(file); }
 
     void line(int number, std::string_view text) {
-        if (result_.errors.size() >= max_errors)
-            return;
         line_ = number;
         if (text.size() > max_line_bytes) {
             error(Word{text.substr(max_line_bytes, 1), static_cast<int>(max_line_bytes) + 1},
@@ -229,6 +274,7 @@ public:
         const std::vector<Word> words = split(text);
         if (words.empty())
             return;
+        seen_expect_ = seen_expect_ || words.front().text == "expect";
         Cursor cursor(words, static_cast<int>(text.size()) + 1);
         try {
             statement(cursor);
@@ -238,19 +284,61 @@ public:
         }
     }
 
-    ParseResult finish() && { return std::move(result_); }
+    ParseResult finish() && {
+        if (!seen_expect_) {
+            // First in the list: line 1 comes before every other line.
+            std::vector<std::string> others = std::move(result_.errors);
+            result_.errors.clear();
+            line_ = 1;
+            error(Word{std::string_view(), 1},
+                  "at least one expect statement (a scenario that checks nothing passes whatever happens)",
+                  "found none");
+            for (std::string& other : others) {
+                if (result_.errors.size() < max_errors)
+                    result_.errors.push_back(std::move(other));
+                else
+                    ++result_.errors_not_listed;
+            }
+        }
+        return std::move(result_);
+    }
+
+    // The whole file is refused: too long to read.
+    void too_long(std::size_t bytes) {
+        line_ = 1;
+        error(Word{std::string_view(), 1}, "a file of at most " + std::to_string(max_file_bytes) + " bytes (1 MiB)",
+              "found " + std::to_string(bytes) + " bytes");
+        seen_expect_ = true;
+    }
 
 private:
     // --- errors -------------------------------------------------------------
-    void error(const Word& at, const std::string& expected) {
-        if (result_.errors.size() >= max_errors)
+    // "expected EXPECTED, found FOUND" (found: the word, quoted).
+    void error(const Word& at, const std::string& expected, std::string found = {}) {
+        if (result_.errors.size() >= max_errors) {
+            ++result_.errors_not_listed;
             return;
-        std::string found = at.text.empty() ? "end of line" : "\"" + printable(at.text) + "\"";
+        }
+        if (found.empty())
+            found = "found " + (at.text.empty() ? std::string("end of line") : "\"" + printable(at.text) + "\"");
         result_.errors.push_back(result_.scenario.file + ":" + std::to_string(line_) + ":" + std::to_string(at.column) +
-                                 ": expected " + expected + ", found " + found);
+                                 ": expected " + expected + ", " + found);
     }
     [[noreturn]] void fail(const Word& at, const std::string& expected) {
         error(at, expected);
+        throw StatementError{};
+    }
+    // A well-formed value beyond a limit: "..., found "3000h": too long (at
+    // most 2400h)".
+    [[noreturn]] void fail_limit(const Word& at, const std::string& expected, std::string_view too,
+                                 const std::string& limit) {
+        error(at, expected, "found \"" + printable(at.text) + "\": " + std::string(too) + " (at most " + limit + ")");
+        throw StatementError{};
+    }
+    // The same for a limit on a sum or a number of statements: "found
+    // "NAME": too many (at most N ...)".
+    [[noreturn]] void fail_total(const Word& at, const std::string& expected, const std::string& what_and_limit) {
+        error(at, expected, "found \"" + printable(at.text) + "\": too many (" + what_and_limit + ")");
         throw StatementError{};
     }
     static std::string printable(std::string_view text) {
@@ -263,28 +351,52 @@ private:
     }
 
     // --- values ---------------------------------------------------------------
-    Nanos duration(Cursor& c) {
-        const Word w = c.take();
+    static constexpr std::string_view duration_expected = "a duration (250ns, 100us, 1ms, 2s, 5m, 1h)";
+    Nanos duration_of(const Word& w, Nanos maximum = max_duration) {
         const std::optional<Nanos> d = parse_duration(w.text);
-        if (!d)
-            fail(w, "a duration (250ns, 100us, 1ms, 2s, 5m, 1h)");
+        if (!d) {
+            if (duration_too_long(w.text))
+                fail_limit(w, std::string(duration_expected), "too long", format_duration(max_duration));
+            fail(w, std::string(duration_expected));
+        }
+        if (*d > maximum)
+            fail_limit(w, std::string(duration_expected), "too long", format_duration(maximum));
         return *d;
     }
-    std::uint64_t count(Cursor& c, std::uint64_t minimum = 0, std::uint64_t maximum = 1ULL << 40) {
-        const Word w = c.take();
+    Nanos duration(Cursor& c, Nanos maximum = max_duration) { return duration_of(c.take(), maximum); }
+    // A whole number in [minimum, maximum]; above maximum says so.
+    std::uint64_t count_in(const Word& w, std::uint64_t minimum, std::uint64_t maximum, std::string_view why = {}) {
         const std::optional<std::uint64_t> n = count_of(w.text);
-        if (!n || *n < minimum || *n > maximum)
-            fail(w, maximum >= (1ULL << 40)
-                        ? "a whole number of at least " + std::to_string(minimum)
-                        : "a whole number from " + std::to_string(minimum) + " to " + std::to_string(maximum));
+        const std::string expected =
+            maximum >= max_number ? "a whole number of at least " + std::to_string(minimum)
+                                  : "a whole number from " + std::to_string(minimum) + " to " + std::to_string(maximum);
+        if (!n && !number_too_large(w.text))
+            fail(w, expected);
+        if (!n || *n > maximum)
+            fail_limit(w, expected, "too large",
+                       std::to_string(maximum) + (why.empty() ? "" : ", " + std::string(why)));
+        if (*n < minimum)
+            fail(w, expected);
         return *n;
     }
-    std::uint64_t size(Cursor& c) {
-        const Word w = c.take();
+    std::uint64_t count(Cursor& c, std::uint64_t minimum = 0, std::uint64_t maximum = max_number) {
+        return count_in(c.take(), minimum, maximum);
+    }
+    std::uint64_t size_in(const Word& w, std::uint64_t minimum, std::uint64_t maximum, std::string_view why = {}) {
         const std::optional<std::uint64_t> n = parse_size(w.text);
-        if (!n || *n > (1ULL << 40))
-            fail(w, "a size in bytes (64, 16KiB, 4MiB)");
+        const std::string expected = minimum == 0 ? std::string("a size in bytes (64, 16KiB, 4MiB)")
+                                                  : "a size of at least " + format_size(minimum) +
+                                                        (minimum == 1 ? " byte" : " bytes") + " (64, 16KiB, 4MiB)";
+        if (!n && !size_too_large(w.text))
+            fail(w, expected);
+        if (!n || *n > maximum)
+            fail_limit(w, expected, "too large", format_size(maximum) + (why.empty() ? "" : ", " + std::string(why)));
+        if (*n < minimum)
+            fail(w, expected);
         return *n;
+    }
+    std::uint64_t size(Cursor& c, std::uint64_t minimum = 0, std::uint64_t maximum = max_number) {
+        return size_in(c.take(), minimum, maximum);
     }
     std::pair<std::uint64_t, std::uint64_t> chance(Cursor& c) {
         const Word w = c.take();
@@ -389,7 +501,14 @@ private:
         if (seen_seed_)
             fail(first, "one seed statement at most");
         seen_seed_ = true;
-        result_.scenario.seed = count(c, 0, std::numeric_limits<std::uint64_t>::max());
+        const Word w = c.take();
+        const std::optional<std::uint64_t> n = count_of(w.text);
+        if (!n) {
+            if (number_too_large(w.text))
+                fail_limit(w, "a whole number", "too large", std::to_string(std::numeric_limits<std::uint64_t>::max()));
+            fail(w, "a whole number");
+        }
+        result_.scenario.seed = *n;
     }
 
     void link_options(Cursor& c, sim::LinkOptions& link) {
@@ -420,17 +539,22 @@ private:
         sim::TcpOptions& tcp = result_.scenario.tcp;
         while (!c.done()) {
             const Word key = c.take();
-            if (key.text == "send-buffer")
-                tcp.send_buffer_bytes = static_cast<int>(std::min<std::uint64_t>(size(c), 1U << 30));
-            else if (key.text == "receive-buffer")
-                tcp.receive_buffer_bytes = static_cast<int>(std::min<std::uint64_t>(size(c), 1U << 30));
-            else if (key.text == "rto-min")
-                tcp.rto_min = duration(c);
-            else if (key.text == "retries")
+            if (key.text == "send-buffer") {
+                tcp.send_buffer_bytes = static_cast<int>(
+                    size(c, static_cast<std::uint64_t>(tcp.min_send_buffer_bytes), max_tcp_buffer_bytes));
+            } else if (key.text == "receive-buffer") {
+                tcp.receive_buffer_bytes = static_cast<int>(
+                    size(c, static_cast<std::uint64_t>(tcp.min_receive_buffer_bytes), max_tcp_buffer_bytes));
+            } else if (key.text == "rto-min") {
+                const Word w = c.peek();
+                tcp.rto_min = duration(c, max_rto_min);
+                if (tcp.rto_min < min_rto)
+                    fail(w, "a duration of at least " + format_duration(min_rto));
+            } else if (key.text == "retries") {
                 tcp.retries = static_cast<int>(count(c, 0, 100));
-            else if (key.text == "syn-retries")
-                tcp.syn_retries = static_cast<int>(count(c, 0, 100));
-            else
+            } else if (key.text == "syn-retries") {
+                tcp.syn_retries = static_cast<int>(count(c, 0, max_syn_retries));
+            } else
                 fail(key, "send-buffer, receive-buffer, rto-min, retries or syn-retries");
         }
     }
@@ -442,6 +566,15 @@ private:
         if (find_host(spec.name) != nullptr)
             fail(name_word, "a host name not declared before");
         spec.where = where(first);
+        if (result_.scenario.hosts.size() >= max_hosts)
+            fail_total(name_word, "a host", "at most " + std::to_string(max_hosts) + " hosts");
+        // Declared before its options are read: a mistake in them is one
+        // problem, not one more on every line that names the host.
+        result_.scenario.hosts.push_back(std::move(spec));
+        host_options(c, result_.scenario.hosts.back());
+    }
+
+    void host_options(Cursor& c, HostSpec& spec) {
         while (!c.done()) {
             const Word key = c.take();
             if (key.text == "edge") {
@@ -458,10 +591,10 @@ private:
                 fail(key, "edge or fd-limit");
             }
         }
-        result_.scenario.hosts.push_back(std::move(spec));
     }
 
-    void value(const Word& w, ValueType type) {
+    void value(const Word& w, const OptionRule& rule) {
+        const ValueType type = rule.type;
         switch (type) {
             case ValueType::port: {
                 const auto n = count_of(w.text);
@@ -478,20 +611,12 @@ private:
                 return;
             }
             case ValueType::count:
-            case ValueType::positive: {
-                const auto n = count_of(w.text);
-                if (!n || (type == ValueType::positive && *n == 0))
-                    fail(w, type == ValueType::positive ? "a whole number above 0" : "a whole number");
+            case ValueType::positive:
+                (void)count_in(w, std::max<std::uint64_t>(rule.minimum, type == ValueType::positive ? 1 : 0),
+                               rule.maximum, rule.above);
                 return;
-            }
-            case ValueType::size:
-                if (!parse_size(w.text))
-                    fail(w, "a size in bytes (64, 16KiB, 4MiB)");
-                return;
-            case ValueType::duration:
-                if (!parse_duration(w.text))
-                    fail(w, "a duration (250ns, 100us, 1ms, 2s, 5m, 1h)");
-                return;
+            case ValueType::size: (void)size_in(w, rule.minimum, rule.maximum, rule.above); return;
+            case ValueType::duration: (void)duration_of(w); return;
             case ValueType::percent: {
                 const auto n = w.text.ends_with('%') ? count_of(w.text.substr(0, w.text.size() - 1)) : std::nullopt;
                 if (!n || *n > 100)
@@ -522,27 +647,49 @@ private:
                  "reconnecting-client)");
         spec.kind = std::string(kind->kind);
         spec.where = where(first);
+        if (result_.scenario.apps.size() >= max_apps)
+            fail_total(first, "an app", "at most " + std::to_string(max_apps) + " apps");
+        try {
+            app_options(c, first, *kind, spec);
+        } catch (const StatementError&) {
+            // Declared all the same when its name is clear, so the lines
+            // that name it report nothing more.
+            std::string_view name = c.value_of("name", 3);
+            if (name.empty())
+                name = spec.host;
+            if (is_name(name) && find_app(name) == nullptr) {
+                spec.name = std::string(name);
+                result_.scenario.apps.push_back(std::move(spec));
+            }
+            throw;
+        }
+    }
+
+    void app_options(Cursor& c, const Word& first, const AppKind& kind_rule, AppSpec& spec) {
+        const AppKind* const kind = &kind_rule;
+        std::map<std::string, Word, std::less<>> value_words;  // for the problems below
         while (!c.done()) {
             const Word key = c.take();
-            ValueType type = ValueType::name;
+            OptionRule rule{key.text, ValueType::name};
             if (key.text == "trigger") {
-                type = ValueType::trigger;
+                rule.type = ValueType::trigger;
             } else if (key.text != "name") {
-                const auto rule = std::find_if(kind->options.begin(), kind->options.end(),
-                                               [&](const OptionRule& r) { return r.key == key.text; });
-                if (rule == kind->options.end()) {
+                const auto found = std::find_if(kind->options.begin(), kind->options.end(),
+                                                [&](const OptionRule& r) { return r.key == key.text; });
+                if (found == kind->options.end()) {
                     std::string known = "trigger, name";
                     for (const OptionRule& r : kind->options)
                         known += ", " + std::string(r.key);
                     fail(key, "an option of " + spec.kind + " (" + known + ")");
                 }
-                type = rule->type;
+                rule = *found;
             }
             if (spec.options.contains(std::string(key.text)))
                 fail(key, "each option once");
             const Word v = c.take();
-            value(v, type);
+            value(v, rule);
             spec.options[std::string(key.text)] = std::string(v.text);
+            value_words.emplace(std::string(key.text), v);
         }
         for (const std::string_view required : kind->required) {
             if (!spec.options.contains(std::string(required)))
@@ -551,13 +698,103 @@ private:
         spec.name = spec.options.contains("name") ? spec.options["name"] : spec.host;
         if (find_app(spec.name) != nullptr)
             fail(first, "a name for this app (\"name NAME\"): " + spec.name + " is taken");
-        result_.scenario.apps.push_back(std::move(spec));
+        app_options_agree(spec, value_words);
+        app_totals(spec, value_words, first);
+        result_.scenario.apps.push_back(spec);
+    }
+
+    // Options each valid alone that make no connection config together:
+    // what the runner would refuse, said here with a column.
+    void app_options_agree(const AppSpec& spec, const std::map<std::string, Word, std::less<>>& words) {
+        const auto word = [&](std::string_view key) { return words.find(key)->second; };
+        const auto duration_option = [&](std::string_view key) {
+            const auto found = words.find(key);
+            return found == words.end() ? std::optional<Nanos>() : parse_duration(found->second.text);
+        };
+        if (spec.kind == "reconnecting-client") {
+            const Nanos backoff = duration_option("backoff").value_or(std::chrono::seconds{1});
+            const Nanos backoff_max = duration_option("backoff-max").value_or(std::chrono::seconds{60});
+            if (backoff == Nanos{0})
+                fail(word("backoff"), "a backoff above 0 (the delay before the first retry)");
+            if (backoff_max < backoff)
+                fail(words.contains("backoff-max") ? word("backoff-max") : word("backoff"),
+                     "a backoff-max of at least the backoff (" + format_duration(backoff) + ")");
+        }
+        if (spec.kind == "idle-client" && words.contains("dead-after")) {
+            const Nanos heartbeat = duration_option("heartbeat").value_or(std::chrono::seconds{30});
+            if (heartbeat == Nanos{0} && count_of(word("dead-after").text).value_or(0) != 0)
+                fail(word("dead-after"),
+                     "dead-after 0 with heartbeat 0 (a dead peer is one silent for dead-after "
+                     "heartbeat intervals: without heartbeats there is none)");
+        }
+    }
+
+    // What the apps of the file take in all: connections (ephemeral ports
+    // per host, memory in all), frames and bytes in flight.
+    void app_totals(const AppSpec& spec, const std::map<std::string, Word, std::less<>>& words, const Word& first) {
+        if (spec.kind == "frame-echo" || spec.kind == "byte-echo" || spec.kind == "bulk-receiver")
+            return;
+        const auto count_option = [&](std::string_view key, std::uint64_t fallback) {
+            const auto found = words.find(key);
+            return found == words.end() ? fallback : count_of(found->second.text).value_or(fallback);
+        };
+        const auto at = [&](std::string_view key) {
+            const auto found = words.find(key);
+            return found == words.end() ? first : found->second;
+        };
+        const std::uint64_t conns = spec.kind == "frame-client" ? count_option("conns", 1) : 1;
+        const std::string conns_expected =
+            words.contains("conns") ? "fewer conns" : "a client on a host with connections left";
+        std::uint64_t& host_conns = connections_per_host_[spec.host];
+        if (host_conns + conns > max_connections_per_host)
+            fail_total(at("conns"), conns_expected,
+                       "at most " + std::to_string(max_connections_per_host) +
+                           " connections from one host, one ephemeral port each; " + std::to_string(host_conns) +
+                           " are taken by apps above");
+        if (connections_ + conns > max_connections)
+            fail_total(at("conns"), conns_expected,
+                       "at most " + std::to_string(max_connections) + " connections in all; " +
+                           std::to_string(connections_) + " are taken by apps above");
+        std::uint64_t frames = 0;
+        std::uint64_t in_flight_bytes = 0;
+        if (spec.kind == "frame-client" || spec.kind == "reconnecting-client") {
+            frames = count_option("frames", spec.kind == "frame-client" ? 100 : 0);
+            if (frames_ + frames > max_frames)
+                fail_total(at("frames"), "fewer frames",
+                           "at most " + std::to_string(max_frames) + " frames in all; " + std::to_string(frames_) +
+                               " are taken by apps above");
+        }
+        if (spec.kind == "frame-client") {
+            const auto found = words.find("size");
+            const std::uint64_t body = found == words.end() ? 64 : parse_size(found->second.text).value_or(64);
+            // Each factor is at most 2^40 and the product is checked in steps.
+            const std::uint64_t per_connection = count_option("in-flight", 32);
+            const std::uint64_t frame = body + frame_header_bytes;
+            const bool too_many = per_connection > max_in_flight_bytes / frame ||
+                                  per_connection * frame > max_in_flight_bytes / conns ||
+                                  in_flight_bytes_ + per_connection * frame * conns > max_in_flight_bytes;
+            if (too_many)
+                fail_total(at("in-flight"), "fewer in-flight (or conns, or a smaller size)",
+                           "conns x in-flight x (size + 20) is at most " + std::to_string(max_in_flight_bytes) +
+                               " bytes (256 MiB) in all; " + std::to_string(in_flight_bytes_) +
+                               " are taken by apps above");
+            in_flight_bytes = per_connection * frame * conns;
+        }
+        host_conns += conns;
+        connections_ += conns;
+        frames_ += frames;
+        in_flight_bytes_ += in_flight_bytes;
     }
 
     void fault(Cursor& c, const Word& first) {
         SyscallFaultSpec spec;
+        const Word host_word = c.peek();
         spec.host = host(c);
         spec.where = where(first);
+        std::size_t& rules = fault_rules_per_host_[spec.host];
+        if (rules >= max_fault_rules_per_host)
+            fail_total(host_word, "a host with fewer fault rules",
+                       "at most " + std::to_string(max_fault_rules_per_host) + " fault rules on one host");
         const Word call_word = c.take();
         const std::optional<SysCall> call = sys_call_from_string(call_word.text);
         if (!call)
@@ -599,7 +836,10 @@ private:
         const Word result = c.take();
         if (result.text == "short") {
             rule.fault = FaultKind::short_transfer;
-            rule.short_limit_bytes = static_cast<std::size_t>(size(c));
+            const Word limit = c.take();
+            if (limit.text.empty())
+                fail(limit, "the most bytes the call moves after short (short 5)");
+            rule.short_limit_bytes = static_cast<std::size_t>(size_in(limit, 1, max_number));
         } else if (const std::optional<FaultKind> kind = errno_fault(result.text)) {
             rule.fault = *kind;
         } else {
@@ -607,8 +847,13 @@ private:
                  "a result (short N, EAGAIN, EINTR, ECONNRESET, EPIPE, ECONNREFUSED, ETIMEDOUT, ECONNABORTED, "
                  "EMFILE)");
         }
+        if (rule.when == CallSelector::at_stream_offset && rule.call != SysCall::send && rule.call != SysCall::recv &&
+            rule.call != SysCall::writev && rule.call != SysCall::readv)
+            fail(selector, "a selector other than offset S for " + std::string(call_word.text) +
+                               " (offset S needs send, writev, recv or readv)");
         if (const RuleError problem = validate_rule(rule); problem != RuleError::none)
             fail(result, "a fault FaultySys can inject here (" + std::string(to_string(problem)) + ")");
+        ++rules;
         result_.scenario.syscall_faults.push_back(std::move(spec));
     }
 
@@ -643,6 +888,8 @@ private:
     }
 
     void net(Cursor& c, const Word& first) {
+        if (result_.scenario.net_faults.size() >= max_net_faults)
+            fail_total(first, "fewer net statements", "at most " + std::to_string(max_net_faults) + " network faults");
         const Word kind = c.take();
         NetFaultSpec spec;
         spec.where = where(first);
@@ -769,6 +1016,12 @@ private:
     ParseResult result_;
     int line_ = 0;
     bool seen_seed_ = false;
+    bool seen_expect_ = false;
+    std::map<std::string, std::size_t, std::less<>> fault_rules_per_host_;
+    std::map<std::string, std::uint64_t, std::less<>> connections_per_host_;
+    std::uint64_t connections_ = 0;
+    std::uint64_t frames_ = 0;
+    std::uint64_t in_flight_bytes_ = 0;
 };
 
 }  // namespace
@@ -803,8 +1056,8 @@ std::optional<Nanos> parse_duration(std::string_view word) noexcept {
         {"h", 3'600'000'000'000},
     }};
     const std::optional<std::uint64_t> ns = parse_with_unit(word, units, true);
-    // At most 100 days: virtual time, but bounded.
-    if (!ns || *ns > 8'640'000'000'000'000ULL)
+    // Virtual time, but bounded.
+    if (!ns || *ns > static_cast<std::uint64_t>(max_duration.count()))
         return std::nullopt;
     return Nanos(static_cast<Nanos::rep>(*ns));
 }
@@ -833,6 +1086,13 @@ std::string format_size(std::uint64_t size_bytes) {
 
 ParseResult parse_scenario(std::string_view text, std::string_view file_name) {
     Parser parser(file_name);
+    if (text.size() > max_file_bytes) {
+        parser.too_long(text.size());
+        return std::move(parser).finish();
+    }
+    // A UTF-8 byte order mark, as some editors write: not part of line 1.
+    if (text.starts_with("\xEF\xBB\xBF"))
+        text.remove_prefix(3);
     int number = 0;
     std::size_t start = 0;
     while (start <= text.size()) {

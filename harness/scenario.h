@@ -10,6 +10,7 @@
 #include "core/sys.h"
 #include "sim/options.h"
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -94,13 +95,72 @@ struct ParseResult {
     // "file:line:col: expected ..., found ...", in line order; empty when
     // the scenario is valid. At most max_errors.
     std::vector<std::string> errors;
+    // Problems found beyond the first max_errors (say "... and N more
+    // problems").
+    std::size_t errors_not_listed = 0;
     bool ok() const noexcept { return errors.empty(); }
 };
 
+// Problems listed; the rest are counted (ParseResult::errors_not_listed).
 inline constexpr std::size_t max_errors = 20;
+
+// --- limits ------------------------------------------------------------------
+// Every limit the runner has, checked where the file is read, so a file
+// that passes `eagain check` runs (docs/scenario-language.md, "Limits").
+// Each is reported as "file:line:col: expected ..., found ...: too ...
+// (at most N)".
+//
+// The file: a scenario is a page of text, not a data set.
+inline constexpr std::size_t max_file_bytes = 1U << 20;
 // Lines longer than this are an error, not a reason to allocate without bound.
 inline constexpr std::size_t max_line_bytes = 4096;
+// Every duration: 100 days of virtual time. A sum of a few of them (at D
+// for D, heartbeat x dead-after) stays far from Nanos' 292 years.
+inline constexpr Nanos max_duration = std::chrono::hours{2400};
+// Every size and count that has no tighter limit below.
+inline constexpr std::uint64_t max_number = 1ULL << 40;
+inline constexpr std::size_t max_hosts = 256;
+inline constexpr std::size_t max_apps = 1024;
+inline constexpr std::size_t max_net_faults = 1024;
+// What FaultySys::add_rule takes on one host.
+inline constexpr std::size_t max_fault_rules_per_host = FaultySys::max_rules;
+// A host's connecting sockets each take one ephemeral port (32768..65535:
+// sim::HostOptions::first_ephemeral_port): `conns` over the client apps of
+// one host.
+inline constexpr std::uint64_t max_connections_per_host = 65536 - 32768;
+// `conns` over every client app (one per idle-client, reconnecting-client and
+// bulk-sender): each connection costs both ends about 9 KiB of memory and
+// the run's time grows with their number.
+inline constexpr std::uint64_t max_connections = 65536;
+// `frames` over every frame-client and reconnecting-client: the client keeps
+// one latency sample (8 bytes) per frame.
+inline constexpr std::uint64_t max_frames = 1ULL << 24;
+// conns x in-flight x (size + 20) over every frame-client: the bytes of
+// frames in flight at once, which both ends may buffer.
+inline constexpr std::uint64_t max_in_flight_bytes = 256ULL << 20;
+// A frame, its 20-byte header included: frame-echo's `max-frame` is 20 to
+// this (the default), a frame-client's `size` (the body) at most this less
+// the header.
+inline constexpr std::uint64_t frame_header_bytes = 20;
+inline constexpr std::uint64_t max_frame_bytes = 16ULL << 20;
+// bulk-sender `chunk`, bulk-receiver `read-chunk`: bytes per call, 1 to this.
+inline constexpr std::uint64_t max_chunk_bytes = 16ULL << 20;
+// `backlog`: what listen(2) takes on Linux (somaxconn's own maximum).
+inline constexpr std::uint64_t max_backlog = 65535;
+// idle-client `dead-after`: intervals (heartbeat x dead-after must fit in
+// virtual time).
+inline constexpr std::uint64_t max_dead_after = 1000;
+// tcp send-buffer / receive-buffer: Linux's smallest (sim::TcpOptions'
+// min_send_buffer_bytes, min_receive_buffer_bytes) to 1 GiB.
+inline constexpr std::uint64_t max_tcp_buffer_bytes = 1ULL << 30;
+// tcp syn-retries: SYN retransmissions (each waits twice the one before).
+inline constexpr std::uint64_t max_syn_retries = 20;
+// tcp rto-min: 1ms to the model's rto_max (sim::TcpOptions, Linux's TCP_RTO_MAX).
+inline constexpr Nanos min_rto = std::chrono::milliseconds{1};
+inline constexpr Nanos max_rto_min = std::chrono::seconds{120};
 
+// A UTF-8 byte order mark at the start is skipped. A scenario with no
+// `expect` statement is an error (it would pass whatever happened).
 ParseResult parse_scenario(std::string_view text, std::string_view file_name);
 
 // The scenario as text that parse_scenario reads back to the same Scenario
@@ -121,7 +181,7 @@ std::string format_expectation(const ExpectSpec& expectation);
 std::string format_number_list(const std::vector<std::uint64_t>& numbers);
 
 // "250ns", "100us", "1ms", "2s", "5m", "1h", "0"; nullopt if malformed or
-// out of range.
+// above max_duration.
 std::optional<Nanos> parse_duration(std::string_view word) noexcept;
 // The exact duration in the largest unit that divides it ("2s", "1000200us",
 // "0"): parse_duration(format_duration(d)) == d.

@@ -552,18 +552,39 @@ expect client frames-verified 1
 )")));
         CHECK(report.setup_error == "expectation frames-verified (line 7): idle-client does not observe it");
     }
+    // `eagain check` refuses these where they are written; a Scenario built
+    // some other way is still refused by the runner before it runs.
     SECTION("options that make no valid connection") {
-        const ScenarioReport report = run_scenario(parsed(plus(idle_pair, R"(
-app client reconnecting-client connect server:7 backoff 2s backoff-max 1s
-)")));
+        const ParseResult refused =
+            parse_scenario(plus(idle_pair,
+                                "app client reconnecting-client connect server:7 backoff 2s backoff-max 1s\nexpect "
+                                "no-fd-leak\n"),
+                           "t.scn");
+        REQUIRE(refused.errors.size() == 1);
+        CHECK(refused.errors.front() ==
+              "t.scn:5:72: expected a backoff-max of at least the backoff (2s), found \"1s\"");
+        Scenario scenario = parsed(plus(idle_pair, R"(
+app client reconnecting-client connect server:7 backoff 2s
+expect no-fd-leak
+)"));
+        scenario.apps.back().options["backoff-max"] = "1s";
+        const ScenarioReport report = run_scenario(scenario);
         CHECK(report.setup_error ==
               "reconnecting-client client (line 6): its options make a connection config that is not valid "
               "(reconnect_delay_invalid)");
     }
     SECTION("dead-after without pings") {
-        const ScenarioReport report = run_scenario(parsed(plus(idle_pair, R"(
-app client idle-client connect server:7 heartbeat 0 dead-after 3
-)")));
+        const ParseResult refused = parse_scenario(
+            plus(idle_pair, "app client idle-client connect server:7 heartbeat 0 dead-after 3\nexpect no-fd-leak\n"),
+            "t.scn");
+        REQUIRE(refused.errors.size() == 1);
+        CHECK(refused.errors.front().starts_with("t.scn:5:64: expected dead-after 0 with heartbeat 0"));
+        Scenario scenario = parsed(plus(idle_pair, R"(
+app client idle-client connect server:7 heartbeat 0
+expect no-fd-leak
+)"));
+        scenario.apps.back().options["dead-after"] = "3";
+        const ScenarioReport report = run_scenario(scenario);
         CHECK(report.setup_error ==
               "idle-client client (line 6): its options make a connection config that is not valid "
               "(dead_peer_without_heartbeat)");

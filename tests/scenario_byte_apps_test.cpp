@@ -493,11 +493,12 @@ app sender bulk-sender connect receiver:9 bytes 1MiB
 expect sender bytes-received 1MiB
 )"));
     CHECK(report.setup_error == "expectation bytes-received (line 6): bulk-sender does not observe it");
-    const ParseResult frame_client = parse_scenario("host a\napp a frame-client connect a:7 backlog 16\n", "t.scn");
+    const ParseResult frame_client =
+        parse_scenario("host a\napp a frame-client connect a:7 backlog 16\nexpect no-fd-leak\n", "t.scn");
     REQUIRE(frame_client.errors.size() == 1);
     CHECK(frame_client.errors.front().starts_with("t.scn:2:32: expected an option of frame-client"));
-    CHECK(parse_scenario("host a\napp a byte-echo backlog 16\n", "t.scn").ok());
-    CHECK_FALSE(parse_scenario("host a\napp a byte-echo backlog 0\n", "t.scn").ok());
+    CHECK(parse_scenario("host a\napp a byte-echo backlog 16\nexpect no-fd-leak\n", "t.scn").ok());
+    CHECK_FALSE(parse_scenario("host a\napp a byte-echo backlog 0\nexpect no-fd-leak\n", "t.scn").ok());
 }
 
 }  // namespace eagain::harness

@@ -17,9 +17,10 @@ ParseResult parse(std::string_view text) {
     return parse_scenario(text, "t.scn");
 }
 
-// The one error a one-problem file gives.
+// The one error a one-problem file gives (an expectation added at its end:
+// a file without one is a problem of its own).
 std::string only_error(std::string_view text) {
-    const ParseResult result = parse(text);
+    const ParseResult result = parse(std::string(text) + "\nexpect no-fd-leak\n");
     REQUIRE(result.errors.size() == 1);
     return result.errors.front();
 }
@@ -154,6 +155,7 @@ TEST_CASE("exact faults: a call list selector and a reorder of listed segments",
 fault client send calls 2 -> short 7
 net reorder client->server segments 4,9 hold 2ms at 1ms
 net reorder *->* chance 1/8
+expect no-fd-leak
 )");
     INFO((result.errors.empty() ? std::string() : result.errors.front()));
     REQUIRE(result.ok());
@@ -186,7 +188,7 @@ net reorder *->* chance 1/8
 }
 
 TEST_CASE("the parser reports every bad line, up to its limit, and keeps what was valid", "[scenario]") {
-    const ParseResult some = parse("host a\nbogus\nhost b\nseed x\napp a frame-echo\n");
+    const ParseResult some = parse("host a\nbogus\nhost b\nseed x\napp a frame-echo\nexpect no-fd-leak\n");
     REQUIRE(some.errors.size() == 2);
     CHECK(some.errors[0].starts_with("t.scn:2:1: "));
     CHECK(some.errors[1].starts_with("t.scn:4:6: "));
@@ -195,7 +197,199 @@ TEST_CASE("the parser reports every bad line, up to its limit, and keeps what wa
     std::string many;
     for (int i = 0; i < 100; ++i)
         many += "nonsense\n";
-    CHECK(parse(many).errors.size() == max_errors);
+    const ParseResult too_many = parse(many + "expect no-fd-leak\n");
+    CHECK(too_many.errors.size() == max_errors);
+    CHECK(too_many.errors_not_listed == 100 - max_errors);  // "... and 80 more problems"
+    CHECK(some.errors_not_listed == 0);
+}
+
+TEST_CASE("a scenario with no expect statement is an error: it would pass whatever happened", "[scenario]") {
+    const ParseResult none = parse("host server\nhost client\napp server frame-echo\n");
+    REQUIRE(none.errors.size() == 1);
+    CHECK(none.errors.front() ==
+          "t.scn:1:1: expected at least one expect statement (a scenario that checks nothing passes whatever "
+          "happens), found none");
+    CHECK(parse("").errors.size() == 1);
+    CHECK(parse("# only a comment\n").errors.size() == 1);
+    // Listed first (line 1), before the problems of later lines.
+    const ParseResult with_others = parse("host a\nbogus\n");
+    REQUIRE(with_others.errors.size() == 2);
+    CHECK(with_others.errors[0].starts_with("t.scn:1:1: expected at least one expect statement"));
+    CHECK(with_others.errors[1].starts_with("t.scn:2:1: "));
+    // A broken expect line is still an expect statement: its own problem
+    // is the one reported.
+    CHECK(parse("host a\nexpect a nothing\n").errors.size() == 1);
+    CHECK(parse("host a\nexpect no-fd-leak\n").ok());
+}
+
+TEST_CASE("reading input: a byte order mark, a bad host line, values too large, messages in the language's words",
+          "[scenario]") {
+    SECTION("a UTF-8 byte order mark at the start is skipped") {
+        const ParseResult bom = parse("\xEF\xBB\xBFhost a\nexpect no-fd-leak\n");
+        INFO((bom.errors.empty() ? std::string() : bom.errors.front()));
+        CHECK(bom.ok());
+        CHECK(bom.scenario.hosts.at(0).name == "a");
+        // Only at the start.
+        CHECK_FALSE(parse("host a\n\xEF\xBB\xBFhost b\nexpect no-fd-leak\n").ok());
+    }
+    SECTION("a host whose options are wrong is still declared: one problem, not one per line naming it") {
+        const ParseResult r = parse(R"(host server fd-limit 1
+host client
+app server frame-echo
+app client frame-client connect server:7
+fault server recv call 1 -> EINTR
+expect server error reset
+expect no-fd-leak
+)");
+        REQUIRE(r.errors.size() == 1);
+        CHECK(r.errors.front() == "t.scn:1:22: expected a whole number from 4 to 1048576, found \"1\"");
+    }
+    SECTION("an app whose options are wrong is still declared when its name is clear") {
+        const ParseResult r = parse(R"(host server
+host client
+app server frame-echo port 0
+app client frame-client connect server:7 conns 0 name c
+at 1s server stop
+expect c no-errors
+expect no-fd-leak
+)");
+        REQUIRE(r.errors.size() == 2);
+        CHECK(r.errors[0].starts_with("t.scn:3:28: expected a port from 1 to 65535"));
+        CHECK(r.errors[1].starts_with("t.scn:4:48: expected a whole number from 1 to 32768"));
+    }
+    SECTION("a duration above the limit is too long, and says the maximum") {
+        CHECK(only_error("at 3000h x stop") ==
+              "t.scn:1:4: expected a duration (250ns, 100us, 1ms, 2s, 5m, 1h), found \"3000h\": too long (at most "
+              "2400h)");
+        CHECK(only_error("network latency 99999999999999999999999h").ends_with(": too long (at most 2400h)"));
+        CHECK(only_error("network latency 2401h").ends_with(": too long (at most 2400h)"));
+        CHECK(parse("network latency 2400h\nexpect no-fd-leak").ok());
+        CHECK(only_error("network latency 5x") ==
+              "t.scn:1:17: expected a duration (250ns, 100us, 1ms, 2s, 5m, 1h), found \"5x\"");
+        CHECK(only_error("seed 99999999999999999999999") ==
+              "t.scn:1:6: expected a whole number, found \"99999999999999999999999\": too large (at most "
+              "18446744073709551615)");
+    }
+    SECTION("short without a size, or of 0, names no internal field") {
+        CHECK(only_error(std::string(two_hosts) + "fault client send call 1 -> short") ==
+              "t.scn:3:34: expected the most bytes the call moves after short (short 5), found end of line");
+        CHECK(only_error(std::string(two_hosts) + "fault client send call 1 -> short 0") ==
+              "t.scn:3:35: expected a size of at least 1 byte (64, 16KiB, 4MiB), found \"0\"");
+        CHECK(only_error(std::string(two_hosts) + "fault client connect offset 5 -> ECONNREFUSED") ==
+              "t.scn:3:22: expected a selector other than offset S for connect (offset S needs send, writev, recv "
+              "or readv), found \"offset\"");
+    }
+}
+
+TEST_CASE("every limit of the runner is checked where it is written, with the maximum", "[scenario][limits]") {
+    const std::string apps = std::string(two_hosts) + "app server frame-echo\n";
+    SECTION("connections: one ephemeral port each on a host, and in all") {
+        CHECK(only_error(apps + "app client frame-client connect server:7 conns 100000000") ==
+              "t.scn:4:48: expected a whole number from 1 to 32768, found \"100000000\": too large (at most 32768, "
+              "one ephemeral port each)");
+        CHECK(parse(apps + "app client frame-client connect server:7 conns 32768 frames 32768 in-flight 1\n"
+                           "expect no-fd-leak")
+                  .ok());
+        const std::string error = only_error(apps +
+                                             "app client frame-client connect server:7 conns 32768 in-flight 1\n"
+                                             "app client idle-client name idle connect server:7");
+        CHECK(
+            error.starts_with("t.scn:5:1: expected a client on a host with connections left, found \"app\": too many "
+                              "(at most 32768 connections from "
+                              "one host, one ephemeral port each; 32768 are taken by apps above)"));
+        std::string hosts;
+        std::string clients;
+        for (int i = 0; i < 3; ++i) {
+            hosts += "host h" + std::to_string(i) + "\n";
+            clients += "app h" + std::to_string(i) + " frame-client connect server:7 conns 30000 frames 0\n";
+        }
+        CHECK(only_error(apps + hosts + clients)
+                  .starts_with("t.scn:9:44: expected fewer conns, found \"30000\": too many "
+                               "(at most 65536 connections in all"));
+    }
+    SECTION("frames and bytes in flight, in all") {
+        CHECK(only_error(apps + "app client frame-client connect server:7 frames 16777217")
+                  .ends_with("too large (at most 16777216, frames in all)"));
+        CHECK(only_error(apps + "app client frame-client connect server:7 frames 16777216\n"
+                                "app client reconnecting-client name r connect server:7 frames 1")
+                  .starts_with(
+                      "t.scn:5:63: expected fewer frames, found \"1\": too many (at most 16777216 frames in all"));
+        CHECK(only_error(apps + "app client frame-client connect server:7 conns 64 in-flight 64 size 64KiB")
+                  .starts_with("t.scn:4:61: expected fewer in-flight (or conns, or a smaller size), found \"64\": too "
+                               "many (conns x in-flight x (size + "
+                               "20) is at most 268435456 bytes (256 MiB) in all"));
+        CHECK(parse(apps + "app client frame-client connect server:7 conns 64 in-flight 64 size 60KiB\n"
+                           "expect no-fd-leak")
+                  .ok());
+    }
+    SECTION("frames, chunks, backlogs, buffers and retries") {
+        CHECK(only_error(apps + "app client frame-client connect server:7 size 16MiB")
+                  .ends_with("found \"16MiB\": too large (at most 16777196, a frame with its 20-byte header)"));
+        CHECK(
+            parse(apps + "app client frame-client connect server:7 size 16777196 in-flight 1\nexpect no-fd-leak").ok());
+        CHECK(only_error(std::string(two_hosts) + "app server frame-echo max-frame 0") ==
+              "t.scn:3:33: expected a size of at least 20 bytes (64, 16KiB, 4MiB), found \"0\"");
+        CHECK(only_error(std::string(two_hosts) + "app server frame-echo max-frame 17MiB")
+                  .ends_with("too large (at most 16M, the header included)"));
+        CHECK(only_error(std::string(two_hosts) + "app server frame-echo backlog 65536")
+                  .ends_with("too large (at most 65535, what listen(2) takes)"));
+        CHECK(only_error(std::string(two_hosts) + "app client bulk-sender connect server:7 bytes 1M chunk 0") ==
+              "t.scn:3:56: expected a size of at least 1 byte (64, 16KiB, 4MiB), found \"0\"");
+        CHECK(only_error(std::string(two_hosts) + "app client bulk-sender connect server:7 bytes 1M chunk 17M")
+                  .ends_with("too large (at most 16M, bytes per send)"));
+        CHECK(only_error(std::string(two_hosts) + "app client bulk-sender connect server:7 bytes 2000G")
+                  .starts_with("t.scn:3:47: expected a size in bytes (64, 16KiB, 4MiB), found \"2000G\""));
+        CHECK(only_error(std::string(two_hosts) + "app client bulk-sender connect server:7 bytes 2000000M")
+                  .ends_with("too large (at most 1048576M)"));
+        CHECK(only_error(std::string(two_hosts) + "app client idle-client connect server:7 dead-after 1001")
+                  .ends_with("too large (at most 1000, heartbeat intervals)"));
+        CHECK(only_error("tcp syn-retries 21") ==
+              "t.scn:1:17: expected a whole number from 0 to 20, found \"21\": too large (at most 20)");
+        CHECK(only_error("tcp send-buffer 2G").starts_with("t.scn:1:17: expected a size of at least 4608 bytes"));
+        CHECK(only_error("tcp send-buffer 2048M").ends_with("too large (at most 1024M)"));
+        CHECK(only_error("tcp receive-buffer 100").starts_with("t.scn:1:20: expected a size of at least 2304 bytes"));
+        CHECK(only_error("tcp rto-min 0") == "t.scn:1:13: expected a duration of at least 1ms, found \"0\"");
+        CHECK(only_error("tcp rto-min 121s").ends_with("too long (at most 2m)"));
+    }
+    SECTION("reconnect schedules and heartbeats that make no connection") {
+        CHECK(only_error(apps + "app client reconnecting-client connect server:7 backoff 0") ==
+              "t.scn:4:57: expected a backoff above 0 (the delay before the first retry), found \"0\"");
+        CHECK(only_error(apps + "app client reconnecting-client connect server:7 backoff 2m") ==
+              "t.scn:4:57: expected a backoff-max of at least the backoff (2m), found \"2m\"");
+        CHECK(only_error(apps + "app client idle-client connect server:7 heartbeat 0 dead-after 2")
+                  .starts_with("t.scn:4:64: expected dead-after 0 with heartbeat 0"));
+        CHECK(parse(apps + "app client idle-client connect server:7 heartbeat 0 dead-after 0\nexpect no-fd-leak").ok());
+        CHECK(parse(apps + "app client frame-client connect server:7 connect-timeout 0\nexpect no-fd-leak").ok());
+    }
+    SECTION("hosts, apps, network faults and fault rules per host") {
+        std::string hosts;
+        for (std::size_t i = 0; i <= max_hosts; ++i)
+            hosts += "host h" + std::to_string(i) + "\n";
+        CHECK(only_error(hosts) == "t.scn:257:6: expected a host, found \"h256\": too many (at most 256 hosts)");
+        std::string rules = std::string(two_hosts);
+        for (std::size_t i = 0; i <= max_fault_rules_per_host; ++i)
+            rules += "fault client recv call " + std::to_string(i + 1) + " -> EINTR\n";
+        CHECK(only_error(rules + "fault server recv call 1 -> EINTR") ==
+              "t.scn:259:7: expected a host with fewer fault rules, found \"client\": too many (at most 256 fault "
+              "rules on one host)");
+        std::string nets = std::string(two_hosts);
+        for (std::size_t i = 0; i <= max_net_faults; ++i)
+            nets += "net delay client->server extra 1ms\n";
+        CHECK(
+            only_error(nets).starts_with("t.scn:1027:1: expected fewer net statements, found \"net\": too many "
+                                         "(at most 1024 network faults)"));
+        std::string many_apps = "host a\n";
+        for (std::size_t i = 0; i <= max_apps; ++i)
+            many_apps += "app a frame-echo name e" + std::to_string(i) + " port " + std::to_string(i + 1) + "\n";
+        CHECK(
+            only_error(many_apps).starts_with("t.scn:1026:1: expected an app, found \"app\": too many (at most "
+                                              "1024 apps)"));
+    }
+    SECTION("a file over 1 MiB is refused whole") {
+        const ParseResult big = parse(std::string(max_file_bytes + 1, '#'));
+        REQUIRE(big.errors.size() == 1);
+        CHECK(big.errors.front() == "t.scn:1:1: expected a file of at most 1048576 bytes (1 MiB), found 1048577 bytes");
+    }
 }
 
 TEST_CASE("durations and sizes: units, underscores, zero, and the malformed", "[scenario]") {

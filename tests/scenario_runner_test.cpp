@@ -96,6 +96,42 @@ expect no-fd-leak
     CHECK(stalled.failures[1].happened.starts_with("not checkable"));
 }
 
+TEST_CASE("every done-by is judged against when its app, or the last app, was done, whatever its place in the file",
+          "[scenario][runner]") {
+    // scenarios/many-connections/stalled-reader-no-starvation.scn with its
+    // done-by lines replaced: the slow client reads again at 3s and is done
+    // just after, so the world is done after 3s, not by 1s.
+    const std::string stalled = R"(seed 23
+host server
+host slow
+host fast
+app server frame-echo port 7
+app slow frame-client connect server:7 frames 1600 size 1KiB in-flight 1600
+app fast frame-client connect server:7 frames 4000 size 200 conns 8 in-flight 16
+at 0 slow stop-reading
+at 3s slow resume-reading
+expect fast frames-verified 4000
+expect slow frames-verified 1600
+)";
+    const ScenarioReport world_first = run_scenario(parsed(stalled + "expect done-by 1s\nexpect slow done-by 5s\n"));
+    REQUIRE(world_first.setup_error.empty());
+    REQUIRE(world_first.failures.size() == 1);
+    CHECK(world_first.failures[0].expectation == "expect done-by 1s");
+    CHECK(world_first.failures[0].happened.starts_with("the last app was done at 3"));
+    CHECK(world_first.virtual_time > std::chrono::seconds{3});
+
+    // The same with the app's done-by first: the run still lasts to the
+    // latest done-by, so the app is judged on when it was done.
+    const ScenarioReport app_first = run_scenario(parsed(stalled + "expect slow done-by 1s\nexpect done-by 5s\n"));
+    REQUIRE(app_first.failures.size() == 1);
+    CHECK(app_first.failures[0].expectation == "expect slow done-by 1s");
+    CHECK(app_first.failures[0].happened.starts_with("done at 3"));
+
+    const ScenarioReport both_hold = run_scenario(parsed(stalled + "expect fast done-by 1s\nexpect done-by 5s\n"));
+    INFO((both_hold.failures.empty() ? std::string() : both_hold.failures.front().happened));
+    CHECK(both_hold.passed);
+}
+
 TEST_CASE("the same scenario and seed give the same trace hash, --seed changes it", "[scenario][runner]") {
     const Scenario scenario = parsed(std::string(echo) + "network jitter 100us\nexpect done-by 5s\n");
     const ScenarioReport first = run_scenario(scenario);
@@ -138,6 +174,7 @@ host client
 app server frame-echo
 app client frame-client connect server:7 frames 3
 at 1ms server send-hostile-length
+expect no-fd-leak
 )"));
         CHECK_FALSE(report.passed);
         CHECK(report.setup_error == "action send-hostile-length (line 6): frame-echo does not do it");

@@ -119,6 +119,7 @@ fault server recv calls 3,17,40 fd 5 -> EINTR
 fault client send calls 1 times 2 -> short 7
 net reorder client->server segments 2,9 hold 3ms
 net reorder *->client chance 1/8 hold 2ms at 1ms for 3s
+expect no-fd-leak
 )";
     CHECK(round_trip_problem(text).empty());
     CHECK(format_scenario(parse_scenario(text, "t.scn").scenario) == text);
@@ -139,7 +140,8 @@ TEST_CASE("a statement is never written longer than it was read, so a full-lengt
         line += std::to_string(call) + ",";
     line += "99999   fd 0004 times 1_0 -> short 1048576";
     REQUIRE(line.size() <= max_line_bytes);
-    const std::string text = "host a\n" + line + "\nnet reorder a->a segments " + line.substr(21, 3000) + "9999999\n";
+    const std::string text =
+        "host a\n" + line + "\nnet reorder a->a segments " + line.substr(21, 3000) + "9999999\nexpect no-fd-leak\n";
     INFO(round_trip_problem(text));
     CHECK(round_trip_problem(text).empty());
 }
@@ -159,9 +161,9 @@ TEST_CASE("generated scenarios are written back to text that parses to the same 
             text +=
                 "network latency " + duration() + " jitter " + duration() + " mss " + std::to_string(n(1, 9000)) + "\n";
         if (n(0, 1) == 1)
-            text += "tcp send-buffer " + std::to_string(n(1, 1 << 20)) + " rto-min " + duration() + " retries " +
-                    std::to_string(n(0, 100)) + " syn-retries " + std::to_string(n(0, 100)) + " receive-buffer " +
-                    std::to_string(n(0, 1 << 20)) + "\n";
+            text += "tcp send-buffer " + std::to_string(n(4608, 1 << 20)) + " rto-min " +
+                    duration_word(n(1, 120'000), 2) + " retries " + std::to_string(n(0, 100)) + " syn-retries " +
+                    std::to_string(n(0, 20)) + " receive-buffer " + std::to_string(n(2304, 1 << 20)) + "\n";
         text += "host a" + pick({"", " edge strict", " edge linux", " fd-limit 64"}) + "\n";
         text += "host b\n";
         if (n(0, 1) == 1)

@@ -1,6 +1,6 @@
 // eagain: the scenario tool (docs/scenario-language.md is the language).
 //
-//   eagain check FILE...                 parse and validate scenario files;
+//   eagain check FILE|DIR...             parse and validate scenario files;
 //                                        print each problem as
 //                                        file:line:col: expected ..., found ...
 //   eagain run FILE|DIR... [--seed N] [--trace out.jsonl]
@@ -20,7 +20,10 @@
 //
 // Exit 0 when every file is valid (check) / passed (run, sweep) / no seed
 // failed (explore), 1 when any has problems or fails or cannot run yet (or
-// explore found a failing seed), 2 on bad usage or an unreadable file.
+// explore found a failing seed), 2 on bad usage or an unreadable file: a
+// missing path, a directory with no .scn file, a file that is not a
+// regular file (a FIFO is refused, never opened for blocking reads) or is
+// over 1 MiB, a --seed that is not a decimal 0 to 2^64 - 1.
 // sweep and explore draw a progress bar on stderr when it is a terminal.
 #include "harness/explore.h"
 #include "harness/runner.h"
@@ -29,49 +32,107 @@
 
 #include <CLI/CLI.hpp>
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
+std::optional<std::vector<std::string>> scenario_files(const std::vector<std::string>& paths);
+
 namespace {
 
-// The file's text, or nullopt if it cannot be read. Files are bounded: a
-// scenario is a page of text, not a data set.
-std::optional<std::string> read_file(const std::string& path) {
-    constexpr std::size_t max_bytes = 1 << 20;
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
-        return std::nullopt;
+// A scenario file's text, or why it cannot be read. Only a regular file
+// is read (a FIFO or a device would block or never end), opened without
+// blocking and checked again once open; files are bounded: a scenario is a
+// page of text, not a data set (harness::max_file_bytes).
+struct FileText {
+    std::string text;
+    std::string problem;  // empty when read
+};
+FileText read_file(const std::string& path) {
+    const auto not_regular = [](const struct stat& st) -> std::string {
+        if (S_ISDIR(st.st_mode))
+            return "a directory, not a scenario file";
+        if (S_ISFIFO(st.st_mode))
+            return "a FIFO, not a regular file (it is not read: it could block for ever)";
+        return "not a regular file (a device or socket is not read)";
+    };
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0)
+        return {{}, std::strerror(errno)};
+    if (!S_ISREG(st.st_mode))
+        return {{}, not_regular(st)};
+    const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return {{}, std::strerror(errno)};
+    struct Closer {
+        int fd;
+        ~Closer() { ::close(fd); }
+    } closer{fd};
+    if (::fstat(fd, &st) != 0)
+        return {{}, std::strerror(errno)};
+    if (!S_ISREG(st.st_mode))  // replaced between stat and open
+        return {{}, not_regular(st)};
+    constexpr std::size_t max_bytes = eagain::harness::max_file_bytes;
+    const auto too_large = [](std::uint64_t bytes) {
+        return "over 1 MiB (" + std::to_string(bytes) + " bytes; a scenario file holds at most " +
+               std::to_string(max_bytes) + ")";
+    };
+    if (static_cast<std::uint64_t>(st.st_size) > max_bytes)
+        return {{}, too_large(static_cast<std::uint64_t>(st.st_size))};
     std::string text(max_bytes + 1, '\0');
-    in.read(text.data(), static_cast<std::streamsize>(text.size()));
-    if (in.bad())
-        return std::nullopt;
-    text.resize(static_cast<std::size_t>(in.gcount()));
-    if (text.size() > max_bytes)
-        return std::nullopt;
-    return text;
+    std::size_t length = 0;
+    while (length < text.size()) {
+        const ssize_t n = ::read(fd, text.data() + length, text.size() - length);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return {{}, std::strerror(errno)};
+        if (n == 0)
+            break;
+        length += static_cast<std::size_t>(n);
+    }
+    if (length > max_bytes)  // grew while read
+        return {{}, too_large(length)};
+    text.resize(length);
+    return {std::move(text), {}};
 }
 
-int check(const std::vector<std::string>& files) {
+// "... and N more problems" after the listed ones, if any were not listed.
+void print_problems(const eagain::harness::ParseResult& result, const char* indent) {
+    for (const std::string& error : result.errors)
+        std::printf("%s%s\n", indent, error.c_str());
+    if (result.errors_not_listed != 0)
+        std::printf("%s... and %zu more problem%s\n", indent, result.errors_not_listed,
+                    result.errors_not_listed == 1 ? "" : "s");
+}
+
+int check(const std::vector<std::string>& paths) {
+    const std::optional<std::vector<std::string>> files = scenario_files(paths);
+    if (!files)
+        return 2;
     int status = 0;
-    for (const std::string& file : files) {
-        const std::optional<std::string> text = read_file(file);
-        if (!text) {
-            std::fprintf(stderr, "%s: cannot read (missing, unreadable or over 1 MiB)\n", file.c_str());
+    for (const std::string& file : *files) {
+        const FileText read = read_file(file);
+        if (!read.problem.empty()) {
+            std::fprintf(stderr, "%s: cannot read: %s\n", file.c_str(), read.problem.c_str());
             status = 2;
             continue;
         }
-        const eagain::harness::ParseResult result = eagain::harness::parse_scenario(*text, file);
-        for (const std::string& error : result.errors)
-            std::printf("%s\n", error.c_str());
+        const eagain::harness::ParseResult result = eagain::harness::parse_scenario(read.text, file);
+        print_problems(result, "");
         if (!result.ok()) {
             status = status == 0 ? 1 : status;
             continue;
@@ -94,28 +155,61 @@ std::string seconds(eagain::Nanos t) {
     return text;
 }
 
-// FILE|DIR arguments as a list of .scn files: directories recursively, in
-// name order so every run lists them alike.
+// FILE|DIR arguments as a list of scenario files: directories
+// recursively (every .scn below that is not a directory, so a FIFO named
+// .scn is refused by read_file, not skipped), in name order so every run
+// lists them alike. nullopt, said on stderr, when a path is missing, a
+// directory cannot be read or holds no .scn file: nothing to check or run
+// is bad usage, not a pass.
 std::optional<std::vector<std::string>> scenario_files(const std::vector<std::string>& paths) {
     std::vector<std::string> files;
     for (const std::string& path : paths) {
         std::error_code error;
-        if (std::filesystem::is_directory(path, error)) {
-            std::vector<std::string> found;
-            for (const auto& entry : std::filesystem::recursive_directory_iterator(path, error)) {
-                if (entry.is_regular_file() && entry.path().extension() == ".scn")
-                    found.push_back(entry.path().string());
-            }
-            std::sort(found.begin(), found.end());
-            files.insert(files.end(), found.begin(), found.end());
-        } else if (std::filesystem::exists(path, error)) {
-            files.push_back(path);
-        } else {
+        const std::filesystem::file_status status = std::filesystem::status(path, error);
+        if (error || !std::filesystem::exists(status)) {
             std::fprintf(stderr, "%s: no such file or directory\n", path.c_str());
             return std::nullopt;
         }
+        if (!std::filesystem::is_directory(status)) {
+            files.push_back(path);
+            continue;
+        }
+        std::vector<std::string> found;
+        std::filesystem::recursive_directory_iterator entries(path, error);
+        for (; !error && entries != std::filesystem::recursive_directory_iterator(); entries.increment(error)) {
+            std::error_code type_error;
+            if (entries->path().extension() == ".scn" && !entries->is_directory(type_error))
+                found.push_back(entries->path().string());
+        }
+        if (error) {
+            std::fprintf(stderr, "%s: cannot read the directory: %s\n", path.c_str(), error.message().c_str());
+            return std::nullopt;
+        }
+        if (found.empty()) {
+            std::fprintf(stderr, "%s: no .scn file in this directory (nothing to do)\n", path.c_str());
+            return std::nullopt;
+        }
+        std::sort(found.begin(), found.end());
+        files.insert(files.end(), found.begin(), found.end());
     }
     return files;
+}
+
+// --seed: a decimal number from 0 to 2^64 - 1, nothing else (no sign, no
+// _, no hex); CLI11's own reading wraps -1 round to 2^64 - 1.
+std::optional<std::uint64_t> parse_seed(const std::string& text) {
+    if (text.empty() || text.size() > 20)
+        return std::nullopt;
+    std::uint64_t value = 0;
+    for (const char c : text) {
+        if (c < '0' || c > '9')
+            return std::nullopt;
+        const auto digit = static_cast<std::uint64_t>(c - '0');
+        if (value > (std::numeric_limits<std::uint64_t>::max() - digit) / 10)
+            return std::nullopt;
+        value = value * 10 + digit;
+    }
+    return value;
 }
 
 int run(const std::vector<std::string>& paths, std::optional<std::uint64_t> seed, const std::string& trace_path) {
@@ -137,18 +231,18 @@ int run(const std::vector<std::string>& paths, std::optional<std::uint64_t> seed
     std::size_t passed = 0;
     std::size_t failed = 0;
     std::size_t not_run = 0;
+    std::size_t unreadable = 0;
     for (const std::string& file : *files) {
-        const std::optional<std::string> text = read_file(file);
-        if (!text) {
-            std::printf("ERROR %s: cannot read\n", file.c_str());
-            ++not_run;
+        const FileText read = read_file(file);
+        if (!read.problem.empty()) {
+            std::printf("ERROR %s: cannot read: %s\n", file.c_str(), read.problem.c_str());
+            ++unreadable;
             continue;
         }
-        const eagain::harness::ParseResult parsed = eagain::harness::parse_scenario(*text, file);
+        const eagain::harness::ParseResult parsed = eagain::harness::parse_scenario(read.text, file);
         if (!parsed.ok()) {
             std::printf("ERROR %s: does not parse\n", file.c_str());
-            for (const std::string& error : parsed.errors)
-                std::printf("  %s\n", error.c_str());
+            print_problems(parsed, "  ");
             ++not_run;
             continue;
         }
@@ -182,7 +276,9 @@ int run(const std::vector<std::string>& paths, std::optional<std::uint64_t> seed
         (report.passed ? passed : failed) += 1;
     }
     std::printf("scenarios: %zu run, %zu passed, %zu failed, %zu could not run\n", passed + failed, passed, failed,
-                not_run);
+                not_run + unreadable);
+    if (unreadable != 0)
+        return 2;
     return failed == 0 && not_run == 0 ? 0 : 1;
 }
 
@@ -226,17 +322,16 @@ private:
 // The scenario in file, parsed; its problems printed. Exit status 2
 // (unreadable) or 1 (does not parse) through status when nullopt.
 std::optional<eagain::harness::Scenario> load(const std::string& file, int& status) {
-    const std::optional<std::string> text = read_file(file);
-    if (!text) {
-        std::fprintf(stderr, "%s: cannot read (missing, unreadable or over 1 MiB)\n", file.c_str());
+    const FileText read = read_file(file);
+    if (!read.problem.empty()) {
+        std::fprintf(stderr, "%s: cannot read: %s\n", file.c_str(), read.problem.c_str());
         status = 2;
         return std::nullopt;
     }
-    eagain::harness::ParseResult parsed = eagain::harness::parse_scenario(*text, file);
+    eagain::harness::ParseResult parsed = eagain::harness::parse_scenario(read.text, file);
     if (!parsed.ok()) {
         std::printf("ERROR %s: does not parse\n", file.c_str());
-        for (const std::string& error : parsed.errors)
-            std::printf("  %s\n", error.c_str());
+        print_problems(parsed, "  ");
         status = 1;
         return std::nullopt;
     }
@@ -363,13 +458,13 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     std::vector<std::string> files;
     CLI::App* check_command = app.add_subcommand("check", "parse and validate scenario files");
-    check_command->add_option("files", files, "scenario files (.scn)")->required();
+    check_command->add_option("paths", files, "scenario files or directories")->required();
     std::vector<std::string> run_paths;
-    std::optional<std::uint64_t> seed;
+    std::string seed_text;
     std::string trace_path;
     CLI::App* run_command = app.add_subcommand("run", "run scenarios and check their expectations");
     run_command->add_option("paths", run_paths, "scenario files or directories")->required();
-    run_command->add_option("--seed", seed, "override every scenario's seed");
+    run_command->add_option("--seed", seed_text, "override every scenario's seed (0 to 2^64 - 1, decimal)");
     run_command->add_option("--trace", trace_path, "write the trace (JSON lines) of the one scenario run");
 
     std::string scenario_file;
@@ -399,8 +494,19 @@ int main(int argc, char** argv) {
     }
     if (check_command->parsed())
         return check(files);
-    if (run_command->parsed())
+    if (run_command->parsed()) {
+        std::optional<std::uint64_t> seed;
+        if (run_command->count("--seed") != 0) {
+            seed = parse_seed(seed_text);
+            if (!seed) {
+                std::fprintf(stderr, "--seed: expected a decimal number from 0 to %llu, found \"%s\"\n",
+                             static_cast<unsigned long long>(std::numeric_limits<std::uint64_t>::max()),
+                             seed_text.c_str());
+                return 2;
+            }
+        }
         return run(run_paths, seed, trace_path);
+    }
     if (sweep_cmd->parsed())
         return sweep_command(scenario_file, seeds_text, jobs, shard_text);
     if (explore_cmd->parsed())
