@@ -145,12 +145,11 @@ EchoRunResult run_echo(const EchoRunOptions& options) {
             user_sink(line);
     };
 
-    // Child seeds, drawn in a fixed order.
-    Rng root(options.seed);
-    const std::uint64_t server_faults_seed = root.fork_seed();
-    const std::uint64_t client_faults_seed = root.fork_seed();
-    const std::uint64_t server_seed = root.fork_seed();
-    const std::uint64_t client_seed = root.fork_seed();
+    // Child seeds, by name as in a scenario run (harness/runner.h).
+    const std::uint64_t server_faults_seed = Rng::derive_seed(options.seed, "faults:server");
+    const std::uint64_t client_faults_seed = Rng::derive_seed(options.seed, "faults:client");
+    const std::uint64_t server_seed = Rng::derive_seed(options.seed, "app:server");
+    const std::uint64_t client_seed = Rng::derive_seed(options.seed, "app:client");
 
     sim::World world(std::move(world_options));
     sim::SimKernel& server_host = world.add_host("server");
@@ -206,10 +205,9 @@ EchoRunResult run_echo(const EchoRunOptions& options) {
     client.start();
     result.status = world.run_until(options.max_virtual_time, [&] { return client.done(); });
 
-    // Tearing the programs down closes their sockets, which is traced too:
-    // the sink and the kept lines end here, where the hash is read.
-    world.trace().set_sink({});
-    world.trace().set_keep_lines(false);
+    // Tearing the programs down closes their sockets, after the trace has
+    // ended (Trace::end): the hash, the lines and the sink agree.
+    world.trace().end();
     result.report = client.report();
     result.verified = result.report.ok(options.frames);
     result.trace_hash = world.trace().hash_hex();

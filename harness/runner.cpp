@@ -241,12 +241,13 @@ ScenarioReport run_scenario(const Scenario& scenario, const ScenarioRunOptions& 
     };
     sim::World world(world_options);
 
-    Rng seeds(seed);
+    // Every stream is seeded by its name (Rng::derive_seed), so adding a
+    // host or an app leaves the others' numbers alone.
     std::map<std::string, Host> hosts;
     for (const HostSpec& spec : scenario.hosts) {
         Host& host = hosts[spec.name];
         host.kernel = &world.add_host(spec.name, spec.options);
-        host.faults = std::make_unique<FaultySys>(*host.kernel, seeds.fork_seed());
+        host.faults = std::make_unique<FaultySys>(*host.kernel, Rng::derive_seed(seed, "faults:" + spec.name));
         host.reactor = std::make_unique<Reactor>(*host.faults);
         world.add_reactor(*host.kernel, *host.reactor, host.faults.get());
     }
@@ -264,7 +265,7 @@ ScenarioReport run_scenario(const Scenario& scenario, const ScenarioRunOptions& 
         std::visit([&](const auto& f) { world.add_fault(f); }, scenario.net_faults[i].fault);
     }
 
-    // Every app gets its context (and seed) in file order; servers start
+    // Every app gets its context (and its seed, by name); servers start
     // first, so clients find them listening.
     std::map<std::string, RunningApp> apps;
     for (const AppSpec& spec : scenario.apps) {
@@ -273,7 +274,8 @@ ScenarioReport run_scenario(const Scenario& scenario, const ScenarioRunOptions& 
         app.kind = &builtin_app_kinds().at(spec.kind);
         const auto replaced = options.apps.find(spec.kind);
         app.factory = replaced != options.apps.end() ? replaced->second : app.kind->make;
-        app.context.emplace(AppContext{*hosts[spec.host].reactor, spec, resolve(hosts, spec), seeds.fork_seed()});
+        app.context.emplace(
+            AppContext{*hosts[spec.host].reactor, spec, resolve(hosts, spec), Rng::derive_seed(seed, "app:" + spec.name)});
     }
     const auto start = [&](RunningApp& app) {
         app.app = app.factory(*app.context);
@@ -369,6 +371,9 @@ ScenarioReport run_scenario(const Scenario& scenario, const ScenarioRunOptions& 
     for (const auto& [name, host] : hosts)
         report.faults_injected += host.faults->faults_injected();
     report.virtual_time = finished_at;
+    // The trace ends here, with the apps stopped: the hosts' reactors close
+    // their epoll fds as they go, after the hash is read, and trace nothing.
+    world.trace().end();
     report.trace_hash = world.trace().hash_hex();
     report.trace_lines = world.trace().line_count();
     report.passed = report.failures.empty();

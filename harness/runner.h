@@ -6,8 +6,12 @@
 // that does not observe it, is reported as a setup error before anything
 // runs, never silently passed.
 //
-// The run: every host gets one Reactor over a FaultySys (seeded from the
-// scenario's seed and the host's index) over its SimKernel. Servers start
+// The run: every host gets one Reactor over a FaultySys over its SimKernel.
+// Each random stream is seeded from the scenario's seed and its own name
+// (Rng::derive_seed): a host's faults from "faults:HOST", an app's own
+// randomness from "app:NAME" (and the world's links and reorder faults
+// from theirs, sim/world.h), so declaring another host or app, or
+// declaring them in another order, changes no other stream. Servers start
 // first; each host's descriptor count is taken as its baseline; then the
 // clients start. The world runs until every app is done, or the done-by
 // time (1 virtual hour without one). Then one more virtual second lets
