@@ -213,6 +213,25 @@ void check_app_expectation(const ExpectSpec& e, const AppObservations& seen, Nan
 
 }  // namespace
 
+void FaultLog::add(InjectedFault fault) {
+    ++injected_total;
+    if (injected.size() < capacity)
+        injected.push_back(std::move(fault));
+}
+
+void FaultLog::add(HeldSegment segment) {
+    ++held_total;
+    if (held_segments.size() < capacity)
+        held_segments.push_back(segment);
+}
+
+void FaultLog::clear() {
+    injected.clear();
+    held_segments.clear();
+    injected_total = 0;
+    held_total = 0;
+}
+
 ScenarioReport run_scenario(const Scenario& scenario, const ScenarioRunOptions& options) {
     ScenarioReport report;
     report.setup_error = unrunnable(scenario);
@@ -232,12 +251,26 @@ ScenarioReport run_scenario(const Scenario& scenario, const ScenarioRunOptions& 
         if (options.trace_sink)
             options.trace_sink(line);
     };
+    if (options.fault_log != nullptr)
+        options.fault_log->clear();
     world_options.fault_observer = [&](std::string_view host, Nanos at, const FaultEvent& event) {
-        report.injected.push_back(InjectedFault{std::string(host), at, event});
+        const bool listed = report.injected.size() < max_listed_faults;
+        if (!listed && options.fault_log == nullptr)
+            return;
+        InjectedFault fault{std::string(host), at, event};
+        if (listed)
+            report.injected.push_back(fault);
+        if (options.fault_log != nullptr)
+            options.fault_log->add(std::move(fault));
     };
     std::vector<std::size_t> reorder_net_faults;  // the world's reorder fault index -> net fault index
     world_options.held_back_observer = [&](std::size_t reorder_fault, std::uint64_t segment, Nanos at) {
-        report.held_segments.push_back(HeldSegment{reorder_net_faults.at(reorder_fault), segment, at});
+        const HeldSegment held{reorder_net_faults.at(reorder_fault), segment, at};
+        ++report.segments_held;
+        if (report.held_segments.size() < max_listed_faults)
+            report.held_segments.push_back(held);
+        if (options.fault_log != nullptr)
+            options.fault_log->add(held);
     };
     sim::World world(world_options);
 
