@@ -195,6 +195,8 @@ LoadOptions load_options(const AppSpec& spec) {
     options.in_flight_per_connection = static_cast<std::size_t>(option_count(spec, "in-flight", 32));
     options.transport = transport_of(spec);
     set_heartbeat(options.connection, option_duration(spec, "heartbeat", Nanos{0}), 3);
+    // Its own window of frames fits its output limits, whatever the size.
+    size_for_load(options.connection, options.body_bytes, options.in_flight_per_connection);
     return options;
 }
 
