@@ -199,8 +199,8 @@ enum class ConfigError : std::uint8_t {
     receive_buffer_below_max_frame,
     dead_peer_without_heartbeat,  // dead_peer_intervals > 0 with heartbeat_idle_timeout == 0
     negative_duration,
-    water_marks_out_of_order,  // need low <= high < limit
-    limit_below_header,        // output_limit_bytes < 20: not even a pong would fit
+    water_marks_out_of_order,      // need low <= high < limit
+    limit_below_header,            // output_limit_bytes < 20: not even a pong would fit
     output_limit_below_max_frame,  // output_limit_bytes < max_frame_bytes: a legal frame could never be sent
     jitter_above_100_percent,
     reconnect_delay_invalid,  // initial delay 0, or max delay below it

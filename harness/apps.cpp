@@ -142,7 +142,8 @@ EchoServerOptions echo_options(const AppSpec& spec) {
     // (validate() wants at least one).
     const std::uint64_t max_frame = options.connection.max_frame_bytes;  // may be out of range: check_options says so
     const std::uint64_t twice = max_frame > std::numeric_limits<std::uint64_t>::max() / 2 ? max_frame : 2 * max_frame;
-    options.connection.output_limit_bytes = std::max(options.connection.output_limit_bytes, static_cast<std::size_t>(twice));
+    options.connection.output_limit_bytes =
+        std::max(options.connection.output_limit_bytes, static_cast<std::size_t>(twice));
     set_heartbeat(options.connection, option_duration(spec, "heartbeat", Nanos{0}), 3);
     options.backlog =
         static_cast<int>(std::min<std::uint64_t>(option_count(spec, "backlog", 1024), std::numeric_limits<int>::max()));

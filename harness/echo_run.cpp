@@ -83,7 +83,6 @@ void count_rule_hits(const FaultySys& faults, EchoFaultCounts& counts) {
     }
 }
 
-
 bool contains(std::string_view line, std::string_view part) noexcept {
     return line.find(part) != std::string_view::npos;
 }

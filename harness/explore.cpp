@@ -264,8 +264,8 @@ std::string header(const ExploreResult& result, const Scenario& source, std::uin
         line("  " + failed);
     for (const std::string& explanation : result.explanations)
         line("    " + explanation);
-    std::string minimised = "Minimised in " + std::to_string(result.runs) + " runs: " +
-                            (result.not_exact_reason.empty() ? "faults " : "faults injected ") +
+    std::string minimised = "Minimised in " + std::to_string(result.runs) +
+                            " runs: " + (result.not_exact_reason.empty() ? "faults " : "faults injected ") +
                             std::to_string(result.faults_before) + " -> " + std::to_string(result.faults_after);
     for (const std::string& change : result.workload_changes)
         minimised += "; " + change;
@@ -390,8 +390,7 @@ std::string exact_form_problem(const Scenario& scenario, const FaultLog& log) {
     }
     if (exact.net_faults.size() > FaultySys::max_rules)
         return count(log.held_total) + " segments were held back; listed one by one they take " +
-               count(exact.net_faults.size()) + " net statements (at most " + count(FaultySys::max_rules) +
-               " here)";
+               count(exact.net_faults.size()) + " net statements (at most " + count(FaultySys::max_rules) + " here)";
     for (const NetFaultSpec& fault : exact.net_faults) {
         if (format_net_fault(fault.fault).size() > max_line_bytes)
             return "a net statement would be longer than " + count(max_line_bytes) + " bytes";
@@ -523,8 +522,8 @@ ExploreResult explore(const Scenario& scenario, const ExploreOptions& options) {
         result.exact_at_first_problem = "seed " + std::to_string(seed) + ": " + too_many;
         result.not_exact_reason = exact_form_problem(source, failing_log);
         if (!result.not_exact_reason.empty()) {
-            result.not_exact_reason = "minimised with seed " + std::to_string(seed) + ", still " +
-                                      result.not_exact_reason;
+            result.not_exact_reason =
+                "minimised with seed " + std::to_string(seed) + ", still " + result.not_exact_reason;
             result.faults_before = failing.faults_injected + failing.segments_held;
             result.faults_after = failing_log.injected_total + failing_log.held_total;
         }

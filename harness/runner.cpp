@@ -307,8 +307,8 @@ ScenarioReport run_scenario(const Scenario& scenario, const ScenarioRunOptions& 
         app.kind = &builtin_app_kinds().at(spec.kind);
         const auto replaced = options.apps.find(spec.kind);
         app.factory = replaced != options.apps.end() ? replaced->second : app.kind->make;
-        app.context.emplace(
-            AppContext{*hosts[spec.host].reactor, spec, resolve(hosts, spec), Rng::derive_seed(seed, "app:" + spec.name)});
+        app.context.emplace(AppContext{*hosts[spec.host].reactor, spec, resolve(hosts, spec),
+                                       Rng::derive_seed(seed, "app:" + spec.name)});
     }
     const auto start = [&](RunningApp& app) {
         app.app = app.factory(*app.context);

@@ -50,8 +50,7 @@ std::string_view to_string(RunStatus status) noexcept {
     return "?";
 }
 
-World::World(WorldOptions options)
-    : options_(std::move(options)) {
+World::World(WorldOptions options) : options_(std::move(options)) {
     trace_.set_enabled(options_.trace);
     trace_.set_keep_lines(options_.trace_keep_lines);
     if (options_.trace_sink)
@@ -434,8 +433,8 @@ void World::send_segment(std::uint32_t slot) {
         const LinkOptions& link = links_[s.from_host * hosts_.size() + s.to_host];
         delay = link.latency;
         if (link.jitter > Nanos{0})
-            delay +=
-                Nanos(static_cast<Nanos::rep>(link_rng(s.from_host, s.to_host).below(static_cast<std::uint64_t>(link.jitter.count()) + 1)));
+            delay += Nanos(static_cast<Nanos::rep>(
+                link_rng(s.from_host, s.to_host).below(static_cast<std::uint64_t>(link.jitter.count()) + 1)));
         for (LinkFault& fault : link_faults_) {
             if (now_ < fault.start || now_ >= fault.end)
                 continue;

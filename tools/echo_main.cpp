@@ -62,8 +62,8 @@ int main(int argc, char** argv) {
         options.listen_address = *address;
         options.transport.trigger = edge_triggered ? eagain::TriggerMode::edge : eagain::TriggerMode::level;
         options.connection.max_frame_bytes = max_frame_bytes;
-        options.connection.output_limit_bytes = static_cast<std::size_t>(
-            output_limit_bytes.value_or(std::max<std::uint64_t>(options.connection.output_limit_bytes, 2 * max_frame_bytes)));
+        options.connection.output_limit_bytes = static_cast<std::size_t>(output_limit_bytes.value_or(
+            std::max<std::uint64_t>(options.connection.output_limit_bytes, 2 * max_frame_bytes)));
         if (const eagain::ConfigError error = eagain::validate(options.connection, eagain::ConnectionRole::server);
             error != eagain::ConfigError::none) {
             std::fprintf(stderr, "eagain-echo: --output-limit %llu with --max-frame %llu: %s\n",
