@@ -19,6 +19,12 @@ FrameEchoServer::~FrameEchoServer() {
 
 VoidResult FrameEchoServer::open() {
     EAGAIN_ASSERT(listener_ < 0);
+    // A config no connection would accept (an output limit below the
+    // largest frame, say) is refused here, before anything is opened.
+    if (const ConfigError error = validate(options_.connection, ConnectionRole::server); error != ConfigError::none) {
+        log("refusing to open: the connection config is not valid (" + std::string(to_string(error)) + ")");
+        return VoidResult::failure(EINVAL);
+    }
     const FdResult listener =
         sys_.socket(options_.listen_address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (!listener.ok())

@@ -62,7 +62,9 @@ public:
     FrameEchoServer(const FrameEchoServer&) = delete;
     FrameEchoServer& operator=(const FrameEchoServer&) = delete;
 
-    // socket, SO_REUSEADDR, bind, listen, register. Returns the failing errno.
+    // socket, SO_REUSEADDR, bind, listen, register. Returns the failing
+    // errno; EINVAL, with nothing opened, when options.connection does not
+    // validate() for a server (core/connection.h).
     VoidResult open();
     // The bound address (with the kernel-chosen port).
     SockAddr local_address() const;

@@ -4,9 +4,23 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <string>
 
 namespace eagain {
+
+void size_for_load(ConnectionConfig& config, std::size_t body_bytes, std::size_t in_flight_per_connection) {
+    const std::size_t frame_bytes = body_bytes + DefaultHeader::size_bytes;
+    config.max_frame_bytes = std::max<std::uint64_t>(config.max_frame_bytes, frame_bytes);
+    // Saturating: options read from a file may ask for absurd windows.
+    constexpr std::size_t window_max = (std::numeric_limits<std::size_t>::max() - 64) / 2;
+    const std::size_t window_bytes = in_flight_per_connection > window_max / std::max<std::size_t>(frame_bytes, 1)
+                                         ? window_max
+                                         : in_flight_per_connection * frame_bytes;
+    config.output_limit_bytes = std::max(config.output_limit_bytes, 2 * window_bytes + 64);
+    config.output_high_water_bytes = std::max(config.output_high_water_bytes, window_bytes);
+    config.output_low_water_bytes = std::min(config.output_low_water_bytes, config.output_high_water_bytes);
+}
 
 Nanos LoadReport::latency_percentile(unsigned p) const {
     EAGAIN_ASSERT(p <= 100);

@@ -40,6 +40,13 @@ struct LoadOptions {
     std::size_t mismatches_kept = 10;
 };
 
+// Sizes config for a load of body_bytes frames, in_flight_per_connection at
+// a time: max_frame_bytes holds one, the output limit two full windows and
+// the high-water mark one, so neither the client nor an echo server
+// configured alike stops on its own limits (output_limit_exceeded, or both
+// ends waiting on backpressure) for any frame size.
+void size_for_load(ConnectionConfig& config, std::size_t body_bytes, std::size_t in_flight_per_connection);
+
 struct LoadReport {
     std::uint64_t frames_sent = 0;
     std::uint64_t frames_verified = 0;

@@ -60,7 +60,7 @@ void BM_SweepEcho(benchmark::State& state) {
             state.SkipWithError(why.c_str());
             return;
         }
-        faults += report.faults_injected + report.held_segments.size();
+        faults += report.faults_injected + report.segments_held;
         benchmark::DoNotOptimize(report.trace_hash.data());
     }
     state.SetItemsProcessed(state.iterations());

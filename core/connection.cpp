@@ -94,6 +94,7 @@ std::string_view to_string(ConfigError error) noexcept {
         case ConfigError::negative_duration: return "negative_duration";
         case ConfigError::water_marks_out_of_order: return "water_marks_out_of_order";
         case ConfigError::limit_below_header: return "limit_below_header";
+        case ConfigError::output_limit_below_max_frame: return "output_limit_below_max_frame";
         case ConfigError::jitter_above_100_percent: return "jitter_above_100_percent";
         case ConfigError::reconnect_delay_invalid: return "reconnect_delay_invalid";
         case ConfigError::reconnect_on_server: return "reconnect_on_server";
@@ -189,6 +190,9 @@ ConfigError validate(const ConnectionConfig& config, ConnectionRole role) noexce
     }
     if (config.output_limit_bytes < header_bytes) {
         return ConfigError::limit_below_header;
+    }
+    if (config.output_limit_bytes < config.max_frame_bytes) {
+        return ConfigError::output_limit_below_max_frame;
     }
     if (config.reconnect_jitter_percent > 100) {
         return ConfigError::jitter_above_100_percent;

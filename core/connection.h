@@ -185,8 +185,11 @@ struct ConnectionConfig {
     std::size_t output_high_water_bytes = 1024U * 1024U;
     std::size_t output_low_water_bytes = 256U * 1024U;
     // Hard limit: a frame that would take buffered output past it is not
-    // written, and the connection closes with output_limit_exceeded.
-    std::size_t output_limit_bytes = 8U * 1024U * 1024U;
+    // written, and the connection closes with output_limit_exceeded. At
+    // least max_frame_bytes (validate()), so a frame the peer may send can
+    // always be echoed; the default holds a frame at the default maximum
+    // with as much again queued before it.
+    std::size_t output_limit_bytes = 32U * 1024U * 1024U;
 };
 
 enum class ConfigError : std::uint8_t {
@@ -196,8 +199,9 @@ enum class ConfigError : std::uint8_t {
     receive_buffer_below_max_frame,
     dead_peer_without_heartbeat,  // dead_peer_intervals > 0 with heartbeat_idle_timeout == 0
     negative_duration,
-    water_marks_out_of_order,  // need low <= high < limit
-    limit_below_header,        // output_limit_bytes < 20: not even a pong would fit
+    water_marks_out_of_order,      // need low <= high < limit
+    limit_below_header,            // output_limit_bytes < 20: not even a pong would fit
+    output_limit_below_max_frame,  // output_limit_bytes < max_frame_bytes: a legal frame could never be sent
     jitter_above_100_percent,
     reconnect_delay_invalid,  // initial delay 0, or max delay below it
     reconnect_on_server,      // only a client can reconnect

@@ -10,6 +10,7 @@
 
 #include <array>
 #include <cstdint>
+#include <string_view>
 
 namespace eagain {
 
@@ -60,6 +61,23 @@ public:
     // A seed for a child generator, so subsystems draw from independent
     // streams and adding draws to one does not shift the others.
     std::uint64_t fork_seed() noexcept { return next_u64() ^ 0x9e3779b97f4a7c15ULL; }
+
+    // The seed of the stream called name ("faults:HOST", "app:NAME",
+    // "link:A->B", "reorder:A->B#k") under root: a function of the two
+    // alone, so a stream keeps its numbers when other streams are added,
+    // removed or reordered (a new host does not move an app's jitter).
+    // FNV-1a of the name, mixed with root through splitmix64's finaliser.
+    static std::uint64_t derive_seed(std::uint64_t root, std::string_view name) noexcept {
+        std::uint64_t name_hash = 0xcbf29ce484222325ULL;  // FNV-1a offset basis
+        for (const char c : name) {
+            name_hash ^= static_cast<unsigned char>(c);
+            name_hash *= 0x100000001b3ULL;  // FNV-1a prime
+        }
+        std::uint64_t state = root;
+        const std::uint64_t mixed_root = splitmix64(state);
+        state = mixed_root ^ name_hash;
+        return splitmix64(state);
+    }
 
 private:
     static std::uint64_t splitmix64(std::uint64_t& x) noexcept {

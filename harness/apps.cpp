@@ -145,6 +145,12 @@ EchoServerOptions echo_options(const AppSpec& spec) {
     EchoServerOptions options;
     options.transport = transport_of(spec);
     options.connection.max_frame_bytes = option_size(spec, "max-frame", 16U << 20);
+    // Room for a frame at the maximum and as much again queued before it
+    // (validate() wants at least one).
+    const std::uint64_t max_frame = options.connection.max_frame_bytes;  // may be out of range: check_options says so
+    const std::uint64_t twice = max_frame > std::numeric_limits<std::uint64_t>::max() / 2 ? max_frame : 2 * max_frame;
+    options.connection.output_limit_bytes =
+        std::max(options.connection.output_limit_bytes, static_cast<std::size_t>(twice));
     set_heartbeat(options.connection, option_duration(spec, "heartbeat", Nanos{0}), 3);
     options.backlog =
         static_cast<int>(std::min<std::uint64_t>(option_count(spec, "backlog", 1024), std::numeric_limits<int>::max()));
@@ -198,6 +204,8 @@ LoadOptions load_options(const AppSpec& spec) {
     options.transport = transport_of(spec);
     set_heartbeat(options.connection, option_duration(spec, "heartbeat", Nanos{0}), 3);
     set_connect_timeout(options.connection, spec);
+    // Its own window of frames fits its output limits, whatever the size.
+    size_for_load(options.connection, options.body_bytes, options.in_flight_per_connection);
     return options;
 }
 

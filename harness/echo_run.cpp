@@ -83,17 +83,6 @@ void count_rule_hits(const FaultySys& faults, EchoFaultCounts& counts) {
     }
 }
 
-// Lets a full window of echoes through without tripping the connection's
-// output limits, for any body size (as eagain-load does).
-void size_for_load(ConnectionConfig& config, std::size_t body_bytes) {
-    const std::size_t frame_bytes = body_bytes + 20;
-    config.max_frame_bytes = std::max<std::uint64_t>(config.max_frame_bytes, frame_bytes);
-    const std::size_t window_bytes = in_flight_per_connection * frame_bytes;
-    config.output_limit_bytes = std::max(config.output_limit_bytes, 2 * window_bytes + 64);
-    config.output_high_water_bytes = std::max(config.output_high_water_bytes, window_bytes);
-    config.output_low_water_bytes = std::min(config.output_low_water_bytes, config.output_high_water_bytes);
-}
-
 bool contains(std::string_view line, std::string_view part) noexcept {
     return line.find(part) != std::string_view::npos;
 }
@@ -145,12 +134,11 @@ EchoRunResult run_echo(const EchoRunOptions& options) {
             user_sink(line);
     };
 
-    // Child seeds, drawn in a fixed order.
-    Rng root(options.seed);
-    const std::uint64_t server_faults_seed = root.fork_seed();
-    const std::uint64_t client_faults_seed = root.fork_seed();
-    const std::uint64_t server_seed = root.fork_seed();
-    const std::uint64_t client_seed = root.fork_seed();
+    // Child seeds, by name as in a scenario run (harness/runner.h).
+    const std::uint64_t server_faults_seed = Rng::derive_seed(options.seed, "faults:server");
+    const std::uint64_t client_faults_seed = Rng::derive_seed(options.seed, "faults:client");
+    const std::uint64_t server_seed = Rng::derive_seed(options.seed, "app:server");
+    const std::uint64_t client_seed = Rng::derive_seed(options.seed, "app:client");
 
     sim::World world(std::move(world_options));
     sim::SimKernel& server_host = world.add_host("server");
@@ -184,7 +172,7 @@ EchoRunResult run_echo(const EchoRunOptions& options) {
     EchoServerOptions server_options;
     server_options.listen_address = server_host.address(AF_INET, echo_port);
     server_options.seed = server_seed;
-    size_for_load(server_options.connection, options.body_bytes);
+    size_for_load(server_options.connection, options.body_bytes, in_flight_per_connection);
     FrameEchoServer server(server_reactor, server_options);
     if (const VoidResult opened = server.open(); !opened.ok()) {
         result.setup_error = "the echo server could not listen: " + errno_name(opened.error);
@@ -198,7 +186,7 @@ EchoRunResult run_echo(const EchoRunOptions& options) {
     load.body_bytes = options.body_bytes;
     load.in_flight_per_connection = in_flight_per_connection;
     load.seed = client_seed;
-    size_for_load(load.connection, options.body_bytes);
+    size_for_load(load.connection, options.body_bytes, in_flight_per_connection);
     LoadClient client(client_reactor, load);
 
     world.add_reactor(server_host, server_reactor, &server_faults);
@@ -206,10 +194,9 @@ EchoRunResult run_echo(const EchoRunOptions& options) {
     client.start();
     result.status = world.run_until(options.max_virtual_time, [&] { return client.done(); });
 
-    // Tearing the programs down closes their sockets, which is traced too:
-    // the sink and the kept lines end here, where the hash is read.
-    world.trace().set_sink({});
-    world.trace().set_keep_lines(false);
+    // Tearing the programs down closes their sockets, after the trace has
+    // ended (Trace::end): the hash, the lines and the sink agree.
+    world.trace().end();
     result.report = client.report();
     result.verified = result.report.ok(options.frames);
     result.trace_hash = world.trace().hash_hex();

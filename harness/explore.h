@@ -19,6 +19,17 @@
 //      the same seed and must inject the same faults, at the same calls and
 //      virtual times, and fail the same way, or exploration stops with an
 //      error (that would be a determinism bug).
+//      Memory stays bounded: runs record their faults in a FaultLog of
+//      FaultLog::capacity. When the exact form does not fit
+//      (exact_form_problem: more faults than the log holds, more than
+//      FaultySys::max_rules statements on a host, a line over
+//      max_line_bytes), the chance form is minimised first with the seed
+//      fixed (step 3 over whole rules, jitter, workload), which usually
+//      leaves few enough faults; then the exact form is made from that
+//      run. If even that does not fit, the reproducer is the minimised
+//      chance form with its seed, and its header says why it is not exact
+//      (ExploreResult::not_exact_reason) — it still runs and fails the
+//      same way, but only as long as the code makes the same calls.
 //   3. Minimising, each step kept only if the run still fails the same way
 //      (failure_signature() equal), within max_runs runs in all:
 //      a. delta debugging (ddmin) over the faults — each call of a `calls`
@@ -78,7 +89,7 @@ struct ExploreResult {
     // each failed expectation in the reproducer's last run.
     std::vector<std::string> failure;
     std::vector<std::string> explanations;
-    Scenario exact;                 // step 2: the failing seed with exact faults
+    Scenario exact;                 // step 2: the failing seed with exact faults (or, not exact, its chance form)
     Scenario reproducer;            // minimised; seed 1 unless seed_needed
     std::string reproducer_text;    // the file: header comments, then format_scenario
     std::size_t faults_before = 0;  // faults (ddmin units) of the exact scenario
@@ -88,6 +99,14 @@ struct ExploreResult {
     bool seed_needed = false;
     std::size_t runs = 0;           // runs after the failing seed was found
     bool budget_exhausted = false;  // minimising stopped at max_runs
+    // Empty when the reproducer lists exact faults. Otherwise why it could
+    // not (exact_form_problem, before and after minimising the chance form):
+    // the reproducer then keeps the chance rules and the seed, and its
+    // header says so; faults_before/after count the injected faults then.
+    std::string not_exact_reason;
+    // Non-empty when the first exact form did not fit (why, for the failing
+    // seed) and the chance form was minimised first.
+    std::string exact_at_first_problem;
 };
 
 ExploreResult explore(const Scenario& scenario, const ExploreOptions& options);
@@ -98,13 +117,21 @@ ExploreResult explore(const Scenario& scenario, const ExploreOptions& options);
 std::vector<std::string> failure_signature(const ScenarioReport& report);
 
 // Step 2: scenario with its probabilistic faults replaced by the exact ones
-// report (a run of scenario with seed) injected; its seed set to seed.
-Scenario exact_faults(const Scenario& scenario, std::uint64_t seed, const ScenarioReport& report);
+// a run of scenario with seed injected (log, which must be complete()); its
+// seed set to seed.
+Scenario exact_faults(const Scenario& scenario, std::uint64_t seed, const FaultLog& log);
+
+// Why the exact form of log (a run of scenario) would not run or not fit in
+// a file: the log ran out of room, a host would need more than
+// FaultySys::max_rules fault statements (or the net faults as many), or a
+// statement would be longer than max_line_bytes. Empty when it fits.
+std::string exact_form_problem(const Scenario& scenario, const FaultLog& log);
 
 // Whether two runs injected the same syscall faults (host, time, call, fd,
 // call numbers, kind, bytes) and held back the same segments (time and
-// number), ignoring which rule or statement did it.
-bool same_faults(const ScenarioReport& a, const ScenarioReport& b);
+// number), ignoring which rule or statement did it. False unless both logs
+// are complete.
+bool same_faults(const FaultLog& a, const FaultLog& b);
 
 // "<stem>.seed<N>.repro.scn" for the scenario file's name.
 std::string reproducer_file_name(std::string_view scenario_file, std::uint64_t seed);

@@ -219,6 +219,25 @@ void check_app_expectation(const ExpectSpec& e, const AppObservations& seen, Nan
 
 }  // namespace
 
+void FaultLog::add(InjectedFault fault) {
+    ++injected_total;
+    if (injected.size() < capacity)
+        injected.push_back(std::move(fault));
+}
+
+void FaultLog::add(HeldSegment segment) {
+    ++held_total;
+    if (held_segments.size() < capacity)
+        held_segments.push_back(segment);
+}
+
+void FaultLog::clear() {
+    injected.clear();
+    held_segments.clear();
+    injected_total = 0;
+    held_total = 0;
+}
+
 ScenarioReport run_scenario(const Scenario& scenario, const ScenarioRunOptions& options) {
     ScenarioReport report;
     report.setup_error = unrunnable(scenario);
@@ -238,21 +257,36 @@ ScenarioReport run_scenario(const Scenario& scenario, const ScenarioRunOptions& 
         if (options.trace_sink)
             options.trace_sink(line);
     };
+    if (options.fault_log != nullptr)
+        options.fault_log->clear();
     world_options.fault_observer = [&](std::string_view host, Nanos at, const FaultEvent& event) {
-        report.injected.push_back(InjectedFault{std::string(host), at, event});
+        const bool listed = report.injected.size() < max_listed_faults;
+        if (!listed && options.fault_log == nullptr)
+            return;
+        InjectedFault fault{std::string(host), at, event};
+        if (listed)
+            report.injected.push_back(fault);
+        if (options.fault_log != nullptr)
+            options.fault_log->add(std::move(fault));
     };
     std::vector<std::size_t> reorder_net_faults;  // the world's reorder fault index -> net fault index
     world_options.held_back_observer = [&](std::size_t reorder_fault, std::uint64_t segment, Nanos at) {
-        report.held_segments.push_back(HeldSegment{reorder_net_faults.at(reorder_fault), segment, at});
+        const HeldSegment held{reorder_net_faults.at(reorder_fault), segment, at};
+        ++report.segments_held;
+        if (report.held_segments.size() < max_listed_faults)
+            report.held_segments.push_back(held);
+        if (options.fault_log != nullptr)
+            options.fault_log->add(held);
     };
     sim::World world(world_options);
 
-    Rng seeds(seed);
+    // Every stream is seeded by its name (Rng::derive_seed), so adding a
+    // host or an app leaves the others' numbers alone.
     std::map<std::string, Host> hosts;
     for (const HostSpec& spec : scenario.hosts) {
         Host& host = hosts[spec.name];
         host.kernel = &world.add_host(spec.name, spec.options);
-        host.faults = std::make_unique<FaultySys>(*host.kernel, seeds.fork_seed());
+        host.faults = std::make_unique<FaultySys>(*host.kernel, Rng::derive_seed(seed, "faults:" + spec.name));
         host.reactor = std::make_unique<Reactor>(*host.faults);
         world.add_reactor(*host.kernel, *host.reactor, host.faults.get());
     }
@@ -270,7 +304,7 @@ ScenarioReport run_scenario(const Scenario& scenario, const ScenarioRunOptions& 
         std::visit([&](const auto& f) { world.add_fault(f); }, scenario.net_faults[i].fault);
     }
 
-    // Every app gets its context (and seed) in file order; servers start
+    // Every app gets its context (and its seed, by name); servers start
     // first, so clients find them listening.
     std::map<std::string, RunningApp> apps;
     for (const AppSpec& spec : scenario.apps) {
@@ -279,7 +313,8 @@ ScenarioReport run_scenario(const Scenario& scenario, const ScenarioRunOptions& 
         app.kind = &builtin_app_kinds().at(spec.kind);
         const auto replaced = options.apps.find(spec.kind);
         app.factory = replaced != options.apps.end() ? replaced->second : app.kind->make;
-        app.context.emplace(AppContext{*hosts[spec.host].reactor, spec, resolve(hosts, spec), seeds.fork_seed()});
+        app.context.emplace(AppContext{*hosts[spec.host].reactor, spec, resolve(hosts, spec),
+                                       Rng::derive_seed(seed, "app:" + spec.name)});
     }
     const auto start = [&](RunningApp& app) {
         app.app = app.factory(*app.context);
@@ -379,6 +414,9 @@ ScenarioReport run_scenario(const Scenario& scenario, const ScenarioRunOptions& 
     for (const auto& [name, host] : hosts)
         report.faults_injected += host.faults->faults_injected();
     report.virtual_time = finished_at;
+    // The trace ends here, with the apps stopped: the hosts' reactors close
+    // their epoll fds as they go, after the hash is read, and trace nothing.
+    world.trace().end();
     report.trace_hash = world.trace().hash_hex();
     report.trace_lines = world.trace().line_count();
     report.passed = report.failures.empty();

@@ -6,8 +6,12 @@
 // that does not observe it, is reported as a setup error before anything
 // runs, never silently passed.
 //
-// The run: every host gets one Reactor over a FaultySys (seeded from the
-// scenario's seed and the host's index) over its SimKernel. Servers start
+// The run: every host gets one Reactor over a FaultySys over its SimKernel.
+// Each random stream is seeded from the scenario's seed and its own name
+// (Rng::derive_seed): a host's faults from "faults:HOST", an app's own
+// randomness from "app:NAME" (and the world's links and reorder faults
+// from theirs, sim/world.h), so declaring another host or app, or
+// declaring them in another order, changes no other stream. Servers start
 // first; each host's descriptor count is taken as its baseline; then the
 // clients start. The world runs until every app is done, or the latest
 // done-by time of the file (1 virtual hour without one); each done-by is
@@ -30,12 +34,18 @@
 
 namespace eagain::harness {
 
+struct FaultLog;
+
 struct ScenarioRunOptions {
     std::optional<std::uint64_t> seed;  // overrides the file's seed
     std::function<void(std::string_view line)> trace_sink;
     // App kind -> the app to run for it instead of the built-in one
     // (harness/app.h); the kind's actions and expectations stay as built in.
     std::map<std::string, AppFactory> apps;
+    // Where to record the run's faults beyond the report's first
+    // max_listed_faults (exploration's exact form needs them all); nullptr:
+    // nowhere. Cleared at the start of the run.
+    FaultLog* fault_log = nullptr;
 };
 
 struct ExpectationFailure {
@@ -62,18 +72,40 @@ struct HeldSegment {
     friend bool operator==(const HeldSegment&, const HeldSegment&) = default;
 };
 
+// The faults of one run, in order, up to capacity of each kind; the totals
+// count them all, so a log that ran out of room says so (complete()) and
+// memory stays bounded however many faults a run injects (a `chance 1/1`
+// rule can inject millions).
+struct FaultLog {
+    static constexpr std::size_t default_capacity = 20'000;
+    std::size_t capacity = default_capacity;
+    std::vector<InjectedFault> injected;
+    std::vector<HeldSegment> held_segments;
+    std::uint64_t injected_total = 0;
+    std::uint64_t held_total = 0;
+
+    void add(InjectedFault fault);
+    void add(HeldSegment segment);
+    void clear();
+    bool complete() const noexcept { return injected.size() == injected_total && held_segments.size() == held_total; }
+};
+
+// A report lists at most this many of each (the rest are counted).
+inline constexpr std::size_t max_listed_faults = 100;
+
 struct ScenarioReport {
     std::string setup_error;  // not runnable / could not start; empty if it ran
     bool passed = false;
     Nanos virtual_time{};
     std::uint64_t faults_injected = 0;  // syscall faults; network faults are in the trace
+    std::uint64_t segments_held = 0;    // by reorder faults
     std::string trace_hash;
     std::uint64_t trace_lines = 0;
     std::vector<ExpectationFailure> failures;
-    // Every syscall fault injected, in order: what exploration turns into
-    // exact fault statements.
+    // The first max_listed_faults syscall faults injected, in order (all of
+    // them: ScenarioRunOptions::fault_log).
     std::vector<InjectedFault> injected;
-    // Every segment a reorder fault held back, in order.
+    // The first max_listed_faults segments a reorder fault held back.
     std::vector<HeldSegment> held_segments;
 };
 

@@ -136,7 +136,7 @@ Trace::Line& Trace::Line::raw(std::string_view key, std::string_view json) {
 }
 
 Trace::Line Trace::line(Nanos time, std::string_view kind) {
-    EAGAIN_ASSERT(enabled_);
+    EAGAIN_ASSERT(enabled());
     length_ = 0;
     Writer out(current_, length_);
     out.append("{\"t\":");

@@ -9,6 +9,11 @@
 //
 // Lines are kept in memory only if asked (keep_lines), and written to a
 // sink if one is set; the hash is always kept while tracing is enabled.
+//
+// end() closes the trace: the hash, the line count, the kept lines and what
+// the sink was given are final and describe exactly the same lines. A
+// program torn down after the run (a Reactor closing its epoll fd, say)
+// then traces nothing, so a --trace file always hashes to the printed hash.
 #pragma once
 
 #include "core/sys.h"
@@ -49,8 +54,11 @@ public:
         Trace* trace_;
     };
 
-    bool enabled() const noexcept { return enabled_; }
+    bool enabled() const noexcept { return enabled_ && !ended_; }
     void set_enabled(bool on) noexcept { enabled_ = on; }
+    // No line after this one; enabled() is false from now on.
+    void end() noexcept { ended_ = true; }
+    bool ended() const noexcept { return ended_; }
     void set_keep_lines(bool on) noexcept { keep_lines_ = on; }
     // Called with every finished line, without its newline.
     void set_sink(std::function<void(std::string_view line)> sink) { sink_ = std::move(sink); }
@@ -68,6 +76,7 @@ private:
     void finish();
 
     bool enabled_ = true;
+    bool ended_ = false;
     bool keep_lines_ = false;
     std::function<void(std::string_view)> sink_;
     // The line being built is current_'s first length_ bytes; current_ is

@@ -38,14 +38,6 @@ std::string flags_name(std::uint8_t flags) {
     return out;
 }
 
-Rng forked(std::uint64_t seed, int index) {
-    Rng root(seed);
-    std::uint64_t child = 0;
-    for (int i = 0; i <= index; ++i)
-        child = root.fork_seed();
-    return Rng(child);
-}
-
 }  // namespace
 
 std::string_view to_string(RunStatus status) noexcept {
@@ -58,8 +50,7 @@ std::string_view to_string(RunStatus status) noexcept {
     return "?";
 }
 
-World::World(WorldOptions options)
-    : options_(std::move(options)), link_rng_(forked(options_.seed, 0)), fault_rng_(forked(options_.seed, 1)) {
+World::World(WorldOptions options) : options_(std::move(options)) {
     trace_.set_enabled(options_.trace);
     trace_.set_keep_lines(options_.trace_keep_lines);
     if (options_.trace_sink)
@@ -422,6 +413,14 @@ void World::send_reset_to(const Segment& offending) {
     send_segment(slot);
 }
 
+Rng& World::link_rng(std::uint32_t from, std::uint32_t to) {
+    const auto found = link_rngs_.find({from, to});
+    if (found != link_rngs_.end())
+        return found->second;
+    const std::string name = "link:" + hosts_[from]->name() + "->" + hosts_[to]->name();
+    return link_rngs_.emplace(std::pair{from, to}, Rng(Rng::derive_seed(options_.seed, name))).first->second;
+}
+
 void World::send_segment(std::uint32_t slot) {
     Segment& s = segment_pool_[slot];
     ++stats_.segments_sent;
@@ -434,8 +433,8 @@ void World::send_segment(std::uint32_t slot) {
         const LinkOptions& link = links_[s.from_host * hosts_.size() + s.to_host];
         delay = link.latency;
         if (link.jitter > Nanos{0})
-            delay +=
-                Nanos(static_cast<Nanos::rep>(link_rng_.below(static_cast<std::uint64_t>(link.jitter.count()) + 1)));
+            delay += Nanos(static_cast<Nanos::rep>(
+                link_rng(s.from_host, s.to_host).below(static_cast<std::uint64_t>(link.jitter.count()) + 1)));
         for (LinkFault& fault : link_faults_) {
             if (now_ < fault.start || now_ >= fault.end)
                 continue;
@@ -455,7 +454,7 @@ void World::send_segment(std::uint32_t slot) {
                     const std::uint64_t number = ++fault.matched_segments;
                     bool hold = false;
                     if (fault.held_segments.empty()) {
-                        hold = fault_rng_.chance(fault.numerator, fault.denominator);
+                        hold = fault.rng.chance(fault.numerator, fault.denominator);
                     } else if (fault.next_held < fault.held_segments.size() &&
                                fault.held_segments[fault.next_held] == number) {
                         // Numbers rise by one per matching segment: the list is walked once.
@@ -1156,6 +1155,13 @@ void World::add_fault(const ReorderFault& fault) {
                          fault.hold_back};
     link_fault.reorder_index = reorder_faults_++;
     link_fault.held_segments = fault.held_segments;
+    const auto same_direction = [&](const LinkFault& other) {
+        return other.kind == LinkFault::Kind::reorder && other.from == link_fault.from && other.to == link_fault.to;
+    };
+    const auto host_or_any = [](const std::string& name) { return name.empty() ? std::string("*") : name; };
+    link_fault.rng = Rng(Rng::derive_seed(
+        options_.seed, "reorder:" + host_or_any(fault.from) + "->" + host_or_any(fault.to) + "#" +
+                           std::to_string(std::count_if(link_faults_.begin(), link_faults_.end(), same_direction))));
     link_faults_.push_back(std::move(link_fault));
 }
 

@@ -1,5 +1,8 @@
 // World: the simulation. One virtual clock (integer nanoseconds), one event
-// queue ordered by (time, sequence number), one seeded RNG, the hosts (each
+// queue ordered by (time, sequence number), seeded random streams (one per
+// link's jitter, one per reorder fault, each seeded from the world's seed
+// and its name with Rng::derive_seed, so adding a host or a fault moves no
+// other stream), the hosts (each
 // a SimKernel behind Sys, with its own fd table), the links between them,
 // the network faults, and the trace.
 //
@@ -33,10 +36,12 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace eagain::sim {
@@ -143,6 +148,9 @@ private:
         std::uint64_t matched_segments = 0;
         std::vector<std::uint64_t> held_segments{};
         std::size_t next_held = 0;
+        // reorder by chance: its own stream, "reorder:FROM->TO#k" (k: the
+        // earlier reorder faults with the same FROM and TO; * for any host).
+        Rng rng{0};
     };
 
     // --- events -----------------------------------------------------------
@@ -217,8 +225,10 @@ private:
     std::vector<std::uint32_t> free_segments_;
     std::vector<std::function<void()>> action_pool_;
     std::vector<std::uint32_t> free_actions_;
-    Rng link_rng_;
-    Rng fault_rng_;
+    // Jitter of the link from one host to another: its own stream,
+    // "link:A->B", made when the link first draws.
+    Rng& link_rng(std::uint32_t from, std::uint32_t to);
+    std::map<std::pair<std::uint32_t, std::uint32_t>, Rng> link_rngs_;
     Trace trace_;
     WorldStats stats_;
 

@@ -342,6 +342,16 @@ TEST_CASE("the default config is valid and each rule of validate() is enforced",
         c.output_limit_bytes = 19;
         CHECK(validate(c, client) == ConfigError::limit_below_header);
     }
+    SECTION("an output limit that holds a frame at the maximum") {
+        c.output_limit_bytes = c.max_frame_bytes - 1;
+        c.output_high_water_bytes = c.output_low_water_bytes = 0;
+        CHECK(validate(c, client) == ConfigError::output_limit_below_max_frame);
+        c.output_limit_bytes = c.max_frame_bytes;
+        CHECK(validate(c, client) == ConfigError::none);
+        // The defaults: a 16 MiB frame fits (it did not, at 8 MiB).
+        const ConnectionConfig defaults;
+        CHECK(defaults.output_limit_bytes >= defaults.max_frame_bytes);
+    }
     SECTION("jitter") {
         c.reconnect_jitter_percent = 101;
         CHECK(validate(c, client) == ConfigError::jitter_above_100_percent);

@@ -56,3 +56,27 @@ TEST_CASE("EMFILE on accept pauses accepting instead of spinning, then the waiti
     server.stop();
     (void)clock_sys.close(client.value);
 }
+
+TEST_CASE("open refuses a connection config a frame at the maximum could not be echoed with, opening nothing",
+          "[echo_server]") {
+    eagain::test::ManualClockSys clock_sys;
+    eagain::FaultySys sys(clock_sys, 1);
+    eagain::Reactor reactor(sys);
+    std::vector<std::string> log;
+    eagain::EchoServerOptions options;
+    options.connection.max_frame_bytes = 16U << 20;
+    options.connection.output_limit_bytes = 8U << 20;  // the old default: a 9 MiB frame was never echoed
+    eagain::FrameEchoServer server(reactor, options, [&](std::string_view line) { log.emplace_back(line); });
+    const std::uint64_t sockets_before = sys.calls(eagain::SysCall::socket);
+    const eagain::VoidResult opened = server.open();
+    REQUIRE_FALSE(opened.ok());
+    CHECK(opened.error == EINVAL);
+    CHECK(sys.calls(eagain::SysCall::socket) == sockets_before);
+    REQUIRE(log.size() == 1);
+    CHECK(log[0].find("output_limit_below_max_frame") != std::string::npos);
+
+    // The defaults hold a frame at the maximum.
+    eagain::FrameEchoServer fine(reactor, eagain::EchoServerOptions{});
+    CHECK(fine.open().ok());
+    fine.stop();
+}

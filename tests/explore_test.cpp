@@ -189,25 +189,33 @@ expect done-by 10s
     for (std::uint64_t seed = 1; seed <= 12; ++seed) {
         ScenarioRunOptions run;
         run.seed = seed;
+        FaultLog original_log;
+        run.fault_log = &original_log;
         const ScenarioReport original = run_scenario(scenario, run);
         REQUIRE(original.setup_error.empty());
         REQUIRE(original.passed);
-        const Scenario exact = exact_faults(scenario, seed, original);
+        REQUIRE(original_log.complete());
+        CHECK(exact_form_problem(scenario, original_log).empty());
+        const Scenario exact = exact_faults(scenario, seed, original_log);
         CHECK(std::none_of(exact.syscall_faults.begin(), exact.syscall_faults.end(),
                            [](const SyscallFaultSpec& f) { return f.rule.when == CallSelector::with_probability; }));
         CHECK(std::none_of(exact.net_faults.begin(), exact.net_faults.end(), [](const NetFaultSpec& f) {
             const auto* reorder = std::get_if<sim::ReorderFault>(&f.fault);
             return reorder != nullptr && reorder->held_segments.empty();
         }));
-        const ScenarioReport replay = run_scenario(exact);
-        INFO("seed " << seed << ": " << original.injected.size() << " faults, " << original.held_segments.size()
+        FaultLog replay_log;
+        ScenarioRunOptions logged;
+        logged.fault_log = &replay_log;
+        const ScenarioReport replay = run_scenario(exact, logged);
+        INFO("seed " << seed << ": " << original_log.injected.size() << " faults, " << original_log.held_segments.size()
                      << " held segments");
-        CHECK(same_faults(replay, original));
+        CHECK(same_faults(replay_log, original_log));
         CHECK(replay.trace_hash != original.trace_hash);  // the trace shows the exact rules
         CHECK(replay.passed);
         // Through the text, too.
         const Scenario reread = parsed(format_scenario(exact));
-        CHECK(same_faults(run_scenario(reread), original));
+        (void)run_scenario(reread, logged);
+        CHECK(same_faults(replay_log, original_log));
     }
 }
 
@@ -280,6 +288,97 @@ TEST_CASE("explore turns a seed that kills a naive server into a minimal reprodu
     const ScenarioReport correct = run_scenario(reproducer);
     INFO(explained(correct));
     CHECK(correct.passed);
+}
+
+TEST_CASE("a run's report lists its first faults and counts the rest, and a fault log is bounded the same way",
+          "[explore][faults]") {
+    // Every recv of the server moves one byte: tens of thousands of faults.
+    const Scenario scenario = parsed(R"(
+host server
+host client
+app server frame-echo port 7
+app client frame-client connect server:7 frames 8 size 4KiB in-flight 1
+fault server recv chance 1/1 -> short 1
+expect client frames-verified 8
+)");
+    FaultLog log;
+    log.capacity = 1000;
+    ScenarioRunOptions options;
+    options.fault_log = &log;
+    const ScenarioReport report = run_scenario(scenario, options);
+    REQUIRE(report.passed);
+    CHECK(report.faults_injected > 30'000);
+    CHECK(report.injected.size() == max_listed_faults);
+    CHECK(log.injected.size() == 1000);
+    CHECK(log.injected_total == report.faults_injected);
+    CHECK_FALSE(log.complete());
+    CHECK(exact_form_problem(scenario, log).find("more than the 1000") != std::string::npos);
+}
+
+TEST_CASE("explore minimises a run with too many faults to list with its seed first, then writes exact faults",
+          "[explore][faults]") {
+    // The server's flood of one-byte reads (more faults than a fault log
+    // keeps) is not what fails; the client's reset is.
+    const Scenario scenario = parsed(R"(
+host server
+host client
+app server frame-echo port 7
+app client frame-client connect server:7 frames 8 size 16KiB in-flight 1
+fault client recv chance 1/40 -> ECONNRESET
+fault server recv chance 1/1 -> short 1
+expect client frames-verified 8
+expect client no-errors
+)");
+    ExploreOptions options;
+    options.seeds = SeedRange{1, 60};
+    const ExploreResult result = explore(scenario, options);
+    INFO(result.error);
+    REQUIRE(result.error.empty());
+    REQUIRE(result.failing_seed.has_value());
+    INFO(result.reproducer_text);
+    CHECK_FALSE(result.exact_at_first_problem.empty());
+    CHECK(result.not_exact_reason.empty());
+    const std::string& text = result.reproducer_text;
+    CHECK(text.find("# Made exact after minimising with the seed first: at first seed ") != std::string::npos);
+    CHECK(text.find("chance") == std::string::npos);
+    const ParseResult reread = parse_scenario(text, "repro.scn");
+    REQUIRE(reread.ok());
+    REQUIRE(reread.scenario.syscall_faults.size() == 1);
+    CHECK(reread.scenario.syscall_faults.front().rule.fault == FaultKind::econnreset);
+    CHECK(failure_signature(run_scenario(reread.scenario)) == result.failure);
+}
+
+TEST_CASE("explore writes the chance rules and the seed when the faults cannot be listed, and says why",
+          "[explore][faults]") {
+    // Every recv of the client says EAGAIN: a livelock, 100,000 faults in
+    // one instant; no fewer fail the same way.
+    const Scenario scenario = parsed(R"(
+host server
+host client
+app server frame-echo port 7
+app client frame-client connect server:7 frames 3 size 1KiB
+fault client recv chance 1/1 -> EAGAIN
+expect client frames-verified 3
+)");
+    ExploreOptions options;
+    options.seeds = SeedRange{5, 9};
+    const ExploreResult result = explore(scenario, options);
+    INFO(result.error);
+    REQUIRE(result.error.empty());
+    REQUIRE(result.failing_seed == std::uint64_t{5});
+    INFO(result.reproducer_text);
+    CHECK(result.seed_needed);
+    CHECK(result.not_exact_reason.find("more than the 20000") != std::string::npos);
+    const std::string& text = result.reproducer_text;
+    CHECK(text.find("# generated by eagain explore; NOT exact: its faults are still chance rules, drawn from seed 5") !=
+          std::string::npos);
+    CHECK(text.find("\nseed 5\n") != std::string::npos);
+    CHECK(text.find("fault client recv chance 1/1 -> EAGAIN") != std::string::npos);
+    const ParseResult reread = parse_scenario(text, "repro.scn");
+    REQUIRE(reread.ok());
+    const ScenarioReport rerun = run_scenario(reread.scenario);
+    CHECK(failure_signature(rerun) == result.failure);
+    CHECK(std::find(result.failure.begin(), result.failure.end(), "(the run)") != result.failure.end());
 }
 
 TEST_CASE("explore over seeds that all pass reports none and writes nothing", "[explore]") {

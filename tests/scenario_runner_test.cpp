@@ -1,12 +1,17 @@
 // The scenario runner (harness/runner.h): a scenario that holds passes, one
 // that does not fails with the expectation explained, and what the runner
 // cannot run yet is said, never silently passed.
+#include "core/rng.h"
 #include "harness/runner.h"
 #include "harness/scenario.h"
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
 #include <string>
+#include <vector>
 
 namespace eagain::harness {
 namespace {
@@ -140,6 +145,80 @@ TEST_CASE("the same scenario and seed give the same trace hash, --seed changes i
     ScenarioRunOptions other;
     other.seed = 99;
     CHECK(run_scenario(scenario, other).trace_hash != first.trace_hash);
+}
+
+TEST_CASE("the trace hash is FNV-1a of exactly the lines the trace sink was given", "[scenario][runner]") {
+    // What `eagain run --trace` writes: every line the sink gets and a newline.
+    std::uint64_t hash = 0xcbf29ce484222325ULL;
+    std::uint64_t lines = 0;
+    ScenarioRunOptions options;
+    options.trace_sink = [&](std::string_view line) {
+        for (const char c : std::string(line) + "\n") {
+            hash ^= static_cast<unsigned char>(c);
+            hash *= 0x100000001b3ULL;
+        }
+        ++lines;
+    };
+    const ScenarioReport report = run_scenario(parsed(std::string(echo) + "expect done-by 5s\n"), options);
+    REQUIRE(report.setup_error.empty());
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash));
+    CHECK(report.trace_lines == lines);
+    CHECK(report.trace_hash == hex);
+}
+
+TEST_CASE("adding unrelated hosts and apps leaves an app's trace lines as they were", "[scenario][runner][seed]") {
+    // Every random stream here is seeded by name: the client's chance faults
+    // ("faults:client"), the links' jitter ("link:client->server", ...), the
+    // reorder fault's; a pair declared before them draws from its own.
+    constexpr std::string_view pair = R"(
+network latency 1ms jitter 300us
+host server
+host client
+app server frame-echo port 7
+app client frame-client connect server:7 frames 100 size 200 in-flight 4
+fault client send chance 1/2 -> short 7
+fault client recv chance 1/3 -> EINTR
+net reorder client->server chance 1/4 hold 2ms
+expect client frames-verified 100
+)";
+    constexpr std::string_view bystanders = R"(
+host other-server
+host other-client
+app other-server frame-echo port 9
+app other-client frame-client connect other-server:9 frames 100 size 300
+fault other-client send chance 1/2 -> short 3
+net reorder other-client->other-server chance 1/3 hold 1ms
+)";
+    const auto lines_of_the_pair = [](std::string_view text) {
+        std::vector<std::string> lines;
+        ScenarioRunOptions options;
+        options.trace_sink = [&](std::string_view line) {
+            if (line.find("\"server") != std::string_view::npos || line.find("\"client") != std::string_view::npos)
+                lines.emplace_back(line);
+        };
+        const ScenarioReport report = run_scenario(parsed(text), options);
+        CHECK(report.passed);
+        return lines;
+    };
+    const std::vector<std::string> alone = lines_of_the_pair(pair);
+    // Declared after the pair (declared before, they would take the pair's
+    // addresses, which follow the host's index): streams forked in
+    // declaration order, or one jitter stream for every link, would move.
+    const std::string with_others = std::string(pair) + std::string(bystanders);
+    const std::vector<std::string> among_others = lines_of_the_pair(with_others);
+    REQUIRE(alone.size() > 200);
+    CHECK(std::count_if(alone.begin(), alone.end(),
+                        [](const std::string& l) { return l.find("\"ev\":\"fault\"") != std::string::npos; }) > 20);
+    CHECK(alone == among_others);
+}
+
+TEST_CASE("Rng::derive_seed depends on the root and the name, nothing else", "[rng][seed]") {
+    CHECK(Rng::derive_seed(1, "app:client") == Rng::derive_seed(1, "app:client"));
+    CHECK(Rng::derive_seed(1, "app:client") != Rng::derive_seed(2, "app:client"));
+    CHECK(Rng::derive_seed(1, "app:client") != Rng::derive_seed(1, "app:server"));
+    CHECK(Rng::derive_seed(1, "link:a->b") != Rng::derive_seed(1, "link:b->a"));
+    CHECK(Rng::derive_seed(0, "") != 0);
 }
 
 TEST_CASE("counts written with underscores mean the same number when run as when parsed", "[scenario][runner]") {

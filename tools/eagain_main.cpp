@@ -16,7 +16,9 @@
 //                                        find the first failing seed, write
 //                                        a minimised reproducer with its
 //                                        exact faults to DIR (default .),
-//                                        print its path (harness/explore.h)
+//                                        print its path (harness/explore.h);
+//                                        too many faults to list: its chance
+//                                        rules and seed, the header says why
 //
 // Exit 0 when every file is valid (check) / passed (run, sweep) / no seed
 // failed (explore), 1 when any has problems or fails or cannot run yet (or
@@ -433,8 +435,12 @@ int explore_command(const std::string& file, const std::string& seeds_text, cons
                 static_cast<unsigned long long>(result.seeds_run));
     for (const std::string& failed : result.failure)
         std::printf("  %s\n", failed.c_str());
-    std::printf("exact faults %zu, minimised to %zu in %zu runs", result.faults_before, result.faults_after,
-                result.runs);
+    if (result.not_exact_reason.empty())
+        std::printf("exact faults %zu, minimised to %zu in %zu runs", result.faults_before, result.faults_after,
+                    result.runs);
+    else
+        std::printf("not exact (%s): chance rules kept with the seed, faults injected %zu -> %zu in %zu runs",
+                    result.not_exact_reason.c_str(), result.faults_before, result.faults_after, result.runs);
     for (const std::string& change : result.workload_changes)
         std::printf("; %s", change.c_str());
     std::printf("%s\n", result.budget_exhausted ? " (stopped at --max-runs)" : "");

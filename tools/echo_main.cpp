@@ -1,11 +1,14 @@
 // eagain-echo: a frame echo server on the real kernel.
 //
 //   eagain-echo --port 7000 [--host 127.0.0.1] [--et] [--max-frame 16777216]
+//               [--output-limit BYTES]
 //
 // Echoes every frame of the default protocol (20-byte header, big-endian
 // int32 body_len at offset 8) back unchanged, for any number of clients. A
 // hostile frame (negative or oversized length) closes that connection only
-// and is logged with the peer's address and the reason. SIGTERM or SIGINT
+// and is logged with the peer's address and the reason. A connection holds
+// at most --output-limit bytes of unsent output (at least --max-frame, so a
+// frame at the maximum is always echoed; exit 2 otherwise). SIGTERM or SIGINT
 // stop it cleanly: every socket is closed and the process checks that it
 // holds no more fds than before it started (exit 3 if it does).
 #include "apps/frame_echo_server.h"
@@ -14,8 +17,10 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <optional>
 #include <string>
 
 int main(int argc, char** argv) {
@@ -30,6 +35,11 @@ int main(int argc, char** argv) {
     cli.add_option("--max-frame", max_frame_bytes, "largest frame accepted, header included, in bytes")
         ->check(CLI::Range(std::uint64_t{20}, std::uint64_t{0x7fffffff}))
         ->capture_default_str();
+    std::optional<std::uint64_t> output_limit_bytes;
+    cli.add_option("--output-limit", output_limit_bytes,
+                   "unsent output a connection may hold, in bytes, at least --max-frame "
+                   "(default: 32 MiB, or twice --max-frame if that is more)")
+        ->check(CLI::Range(std::uint64_t{20}, std::uint64_t{1} << 40));
     CLI11_PARSE(cli, argc, argv);
 
     const auto address = eagain::SockAddr::from_host(host, port);
@@ -52,6 +62,16 @@ int main(int argc, char** argv) {
         options.listen_address = *address;
         options.transport.trigger = edge_triggered ? eagain::TriggerMode::edge : eagain::TriggerMode::level;
         options.connection.max_frame_bytes = max_frame_bytes;
+        options.connection.output_limit_bytes = static_cast<std::size_t>(output_limit_bytes.value_or(
+            std::max<std::uint64_t>(options.connection.output_limit_bytes, 2 * max_frame_bytes)));
+        if (const eagain::ConfigError error = eagain::validate(options.connection, eagain::ConnectionRole::server);
+            error != eagain::ConfigError::none) {
+            std::fprintf(stderr, "eagain-echo: --output-limit %llu with --max-frame %llu: %s\n",
+                         static_cast<unsigned long long>(options.connection.output_limit_bytes),
+                         static_cast<unsigned long long>(max_frame_bytes),
+                         std::string(eagain::to_string(error)).c_str());
+            return 2;
+        }
         eagain::FrameEchoServer server(reactor, options, [](std::string_view line) {
             std::fprintf(stderr, "eagain-echo: %.*s\n", static_cast<int>(line.size()), line.data());
         });

@@ -60,15 +60,10 @@ int main(int argc, char** argv) {
     options.body_bytes = size;
     options.in_flight_per_connection = in_flight;
     options.transport.trigger = edge_triggered ? eagain::TriggerMode::edge : eagain::TriggerMode::level;
-    options.connection.max_frame_bytes = std::max<std::uint64_t>(options.connection.max_frame_bytes, size + 20);
     // The client measures; it must not give up on a busy server.
     options.connection.connect_timeout = std::chrono::seconds(30);
     // Room for a full window of echoes without tripping backpressure limits.
-    const std::size_t window_bytes = in_flight * (size + 20);
-    options.connection.output_limit_bytes = std::max(options.connection.output_limit_bytes, 2 * window_bytes + 64);
-    options.connection.output_high_water_bytes = std::max(options.connection.output_high_water_bytes, window_bytes);
-    options.connection.output_low_water_bytes =
-        std::min(options.connection.output_low_water_bytes, options.connection.output_high_water_bytes);
+    eagain::size_for_load(options.connection, size, in_flight);
     eagain::LoadClient client(reactor, options);
     client.start();
 

@@ -1042,6 +1042,8 @@ EchoServerOptions backpressure_options(std::size_t high_water_bytes, std::size_t
     options.connection.output_high_water_bytes = high_water_bytes;
     options.connection.output_low_water_bytes = high_water_bytes / 4;
     options.connection.output_limit_bytes = limit_bytes;
+    // A limit below the largest frame is refused (validate()).
+    options.connection.max_frame_bytes = std::min<std::uint64_t>(options.connection.max_frame_bytes, limit_bytes);
     return options;
 }
 

@@ -64,6 +64,15 @@ grep -q 'closed 127\.0\.0\.1:[0-9]*: hostile_frame' "$work/echo.err" || fail "ho
     fail "load after a hostile frame: $(cat "$work/load2.out")"
 echo "hostile frame: $(grep hostile_frame "$work/echo.err")"
 
+# 2b. A frame at the largest size eagain-echo accepts by default (16 MiB,
+#     the 20-byte header included) is echoed whole: the server's output
+#     limit holds a whole frame (it was 8 MiB, and the connection closed
+#     with output_limit_exceeded).
+"$load_bin" --port "$port" --conns 1 --frames 2 --size $((16 * 1024 * 1024 - 20)) --in-flight 1 \
+    >"$work/load_max.out" 2>&1 || fail "two 16 MiB frames: $(cat "$work/load_max.out")"
+grep -q '^result .* errors=0$' "$work/load_max.out" || fail "16 MiB frames: $(tail -1 "$work/load_max.out")"
+echo "frames at the maximum: $(tail -1 "$work/load_max.out")"
+
 # 3. Every connection's fd is closed again (the server closes after the
 #    clients' FIN, so allow it a moment).
 fds_after=""
@@ -82,4 +91,11 @@ wait "$echo_pid" || status=$?
 echo_pid=""
 [[ "$status" == 0 ]] || fail "eagain-echo exited $status after SIGTERM"
 grep -q 'SIGTERM: stopping' "$work/echo.err" || fail "SIGTERM not reported"
+
+# 5. A configuration that could never echo a frame at the maximum is refused.
+bad_status=0
+"$echo_bin" --port 0 --max-frame 4194304 --output-limit 4194303 >/dev/null 2>"$work/bad.err" || bad_status=$?
+[[ "$bad_status" == 2 ]] || fail "--output-limit below --max-frame exited $bad_status, expected 2"
+grep -q 'output_limit_below_max_frame' "$work/bad.err" || fail "no reason for the refusal: $(cat "$work/bad.err")"
+echo "output limit below max frame: refused ($(cat "$work/bad.err"))"
 echo "PASS"
