@@ -768,7 +768,10 @@ private:
             const auto found = words.find("size");
             const std::uint64_t body = found == words.end() ? 64 : parse_size(found->second.text).value_or(64);
             // Each factor is at most 2^40 and the product is checked in steps.
-            const std::uint64_t per_connection = count_option("in-flight", 32);
+            // A connection never has more in flight than its share of the
+            // frames (the first frames % conns get one more).
+            const std::uint64_t per_connection =
+                std::min(count_option("in-flight", 32), frames / conns + (frames % conns != 0 ? 1 : 0));
             const std::uint64_t frame = body + frame_header_bytes;
             const bool too_many = per_connection > max_in_flight_bytes / frame ||
                                   per_connection * frame > max_in_flight_bytes / conns ||

@@ -135,8 +135,9 @@ inline constexpr std::uint64_t max_connections = 65536;
 // `frames` over every frame-client and reconnecting-client: the client keeps
 // one latency sample (8 bytes) per frame.
 inline constexpr std::uint64_t max_frames = 1ULL << 24;
-// conns x in-flight x (size + 20) over every frame-client: the bytes of
-// frames in flight at once, which both ends may buffer.
+// conns x in-flight x (size + 20) over every frame-client, in-flight taken
+// as at most a connection's share of its frames: the bytes of frames in
+// flight at once, which both ends may buffer.
 inline constexpr std::uint64_t max_in_flight_bytes = 256ULL << 20;
 // A frame, its 20-byte header included: frame-echo's `max-frame` is 20 to
 // this (the default), a frame-client's `size` (the body) at most this less

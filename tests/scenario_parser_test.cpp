@@ -314,13 +314,20 @@ TEST_CASE("every limit of the runner is checked where it is written, with the ma
                                 "app client reconnecting-client name r connect server:7 frames 1")
                   .starts_with(
                       "t.scn:5:63: expected fewer frames, found \"1\": too many (at most 16777216 frames in all"));
-        CHECK(only_error(apps + "app client frame-client connect server:7 conns 64 in-flight 64 size 64KiB")
+        CHECK(only_error(apps + "app client frame-client connect server:7 conns 64 in-flight 64 size 64KiB frames 4096")
                   .starts_with("t.scn:4:61: expected fewer in-flight (or conns, or a smaller size), found \"64\": too "
                                "many (conns x in-flight x (size + "
                                "20) is at most 268435456 bytes (256 MiB) in all"));
-        CHECK(parse(apps + "app client frame-client connect server:7 conns 64 in-flight 64 size 60KiB\n"
+        CHECK(parse(apps + "app client frame-client connect server:7 conns 64 in-flight 64 size 60KiB frames 4096\n"
                            "expect no-fd-leak")
                   .ok());
+        // A connection never has more in flight than its share of the frames.
+        CHECK(parse(apps + "app client frame-client connect server:7 conns 64 in-flight 64 size 64KiB frames 64\n"
+                           "expect no-fd-leak")
+                  .ok());
+        CHECK(parse(apps + "app client frame-client connect server:7 size 16777196 frames 2\nexpect no-fd-leak").ok());
+        CHECK(only_error(apps + "app client frame-client connect server:7 size 16777196 frames 32").find(
+                  "expected fewer in-flight") != std::string::npos);
     }
     SECTION("frames, chunks, backlogs, buffers and retries") {
         CHECK(only_error(apps + "app client frame-client connect server:7 size 16MiB")
