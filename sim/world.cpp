@@ -76,32 +76,31 @@ World::~World() = default;
 SimKernel& World::add_host(std::string name, HostOptions options) {
     EAGAIN_ASSERT(find_host(name) == nullptr);
     const auto index = static_cast<std::uint32_t>(hosts_.size());
-    const std::size_t old_count = hosts_.size();
-    const std::size_t count = old_count + 1;
-    std::vector<LinkOptions> links(count * count, options_.link);
-    for (std::size_t a = 0; a < old_count; ++a) {
-        for (std::size_t b = 0; b < old_count; ++b)
-            links[a * count + b] = links_[a * old_count + b];
-    }
-    links_ = std::move(links);
     if (trace_.enabled())
         trace_.line(now_, "host").field("host", name).field("index", index);
     hosts_.push_back(std::make_unique<SimKernel>(*this, index, std::move(name), options));
+    host_by_name_.emplace(hosts_.back()->name(), index);
     return *hosts_.back();
 }
 
 SimKernel* World::find_host(std::string_view name) noexcept {
-    for (const auto& host : hosts_) {
-        if (host->name() == name)
-            return host.get();
-    }
-    return nullptr;
+    const auto found = host_by_name_.find(name);
+    return found == host_by_name_.end() ? nullptr : hosts_[found->second].get();
 }
 
 void World::set_link(const SimKernel& a, const SimKernel& b, LinkOptions link) {
-    const std::size_t count = hosts_.size();
-    links_[a.index() * count + b.index()] = link;
-    links_[b.index() * count + a.index()] = link;
+    EAGAIN_ASSERT(&a.world() == this);
+    EAGAIN_ASSERT(&b.world() == this);
+    const std::pair<std::uint32_t, std::uint32_t> key = std::minmax(a.index(), b.index());
+    if (link == options_.link)
+        links_.erase(key);  // the default again: implicit, as if never given
+    else
+        links_.insert_or_assign(key, link);
+}
+
+const LinkOptions& World::link_between(std::uint32_t a, std::uint32_t b) const noexcept {
+    const auto found = links_.find(std::pair<std::uint32_t, std::uint32_t>(std::minmax(a, b)));
+    return found == links_.end() ? options_.link : found->second;
 }
 
 std::uint32_t World::host_index_for(const SimKernel& from, const SockAddr& address, bool* loopback) const {
@@ -118,12 +117,9 @@ std::uint32_t World::host_index_for(const SimKernel& from, const SockAddr& addre
 std::int64_t World::host_selector(const std::string& name) const {
     if (name.empty())
         return -1;
-    for (const auto& host : hosts_) {
-        if (host->name() == name)
-            return host->index();
-    }
-    EAGAIN_ASSERT(false && "a fault names a host that does not exist");
-    return -2;
+    const auto found = host_by_name_.find(name);
+    EAGAIN_ASSERT(found != host_by_name_.end() && "a fault names a host that does not exist");
+    return found == host_by_name_.end() ? -2 : found->second;
 }
 
 // ===========================================================================
@@ -376,7 +372,7 @@ std::uint32_t World::new_segment_slot() {
 
 std::uint32_t World::mss_toward(const Endpoint& e) const noexcept {
     const std::uint32_t to = e.peer_host == no_host ? e.host : e.peer_host;
-    return links_[e.host * hosts_.size() + to].mss;
+    return link_between(e.host, to).mss;
 }
 
 void World::transmit(Endpoint& from, std::uint8_t flags, std::uint64_t seq, std::span<const std::uint8_t> payload) {
@@ -431,7 +427,7 @@ void World::send_segment(std::uint32_t slot) {
     if (s.to_host == no_host) {
         drop = "no route to host";
     } else {
-        const LinkOptions& link = links_[s.from_host * hosts_.size() + s.to_host];
+        const LinkOptions& link = link_between(s.from_host, s.to_host);
         delay = link.latency;
         if (link.jitter > Nanos{0})
             delay +=

@@ -160,6 +160,41 @@ TEST_CASE("connect to an address nobody answers times out with ETIMEDOUT after 1
     CHECK(net.lines_with({"\"ev\":\"seg\"", "\"flags\":\"S\"", "no route to host"}).size() == 7);
 }
 
+TEST_CASE("a world of 20,000 hosts: links not given are the default, a link given applies both ways",
+          "[sim][world]") {
+    // The link table used to be hosts x hosts, copied on every add_host
+    // (cubic in the host count: hours for this many).
+    WorldOptions options = Net::quiet();
+    options.trace = false;
+    World world(options);
+    for (int i = 0; i < 20'000; ++i)
+        (void)world.add_host("h" + std::to_string(i));
+    LinkOptions slow = options.link;
+    slow.latency = 9ms;
+    world.set_link(world.host(19'999), world.host(3), slow);
+    (void)world.add_host("late");  // a host added later leaves the links alone
+    SimKernel& a = world.host(3);
+    SimKernel& b = world.host(19'999);
+    REQUIRE(world.find_host("h19999") == &b);
+    REQUIRE(world.find_host("late") == &world.host(20'000));
+    Fd listener = listen_at(a, 80);
+    const auto handshake_time = [&](SimKernel& from, SimKernel& to) {
+        Fd client = open_socket(from);
+        const Nanos start = world.now();
+        REQUIRE(from.connect(client.get(), to.address(AF_INET, 80)).error == EINPROGRESS);
+        REQUIRE(wait_for(from, client.get(), EPOLLOUT, long_wait_ms) == EPOLLOUT);
+        const Nanos connected = world.now() - start;
+        REQUIRE(wait_for(a, listener.get(), EPOLLIN, long_wait_ms) == EPOLLIN);
+        const FdResult accepted = a.accept4(listener.get(), nullptr, SOCK_NONBLOCK);
+        REQUIRE(accepted.ok());
+        (void)a.close(accepted.value);
+        return connected;
+    };
+    CHECK(handshake_time(b, a) == 18ms);                   // the link given, SYN and SYN-ACK
+    CHECK(handshake_time(world.host(7), a) == 2ms);        // the default
+    CHECK(handshake_time(world.host(20'000), a) == 2ms);  // the default, for the host added later
+}
+
 TEST_CASE("a send larger than the MSS leaves in MSS-sized segments and arrives whole", "[sim][tcp]") {
     WorldOptions options = Net::quiet();
     options.link.mss = 1000;
