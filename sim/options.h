@@ -44,11 +44,14 @@ struct TcpOptions {
     // The accept queue holds at most min(backlog, somaxconn) + 1 connections
     // (Linux's off-by-one); a SYN arriving when it is full is dropped.
     int somaxconn = 4096;
-    // SYN retransmissions: first after syn_timeout, doubling; connect()
-    // fails with ETIMEDOUT after syn_retries (Linux: 1 s, 6 -> 127 s).
+    // SYN retransmissions: first after syn_timeout, doubling up to rto_max
+    // (Linux's TCP_RTO_MAX caps this backoff too); after syn_retries of
+    // them, the next timeout fails connect() with ETIMEDOUT (Linux: 1 s,
+    // 6 -> 127 s).
     Nanos syn_timeout = 1s;
     int syn_retries = 6;
-    // SYN-ACK retransmissions of a half-open connection (Linux: 5).
+    // SYN-ACK retransmissions of a half-open connection, backed off as the
+    // SYN's; the timeout after the last drops it (Linux: 5).
     int synack_retries = 5;
     // Data retransmission timeout: starts at rto_min, doubles per timeout up
     // to rto_max; after retries timeouts in a row the connection fails with

@@ -23,6 +23,25 @@ Nanos saturating_add(Nanos a, Nanos b) noexcept {
     return b > Nanos::max() - a ? Nanos::max() : a + b;
 }
 
+// A retransmission timeout doubled, at most cap (Linux's TCP_RTO_MAX) and
+// never less than it was; the doubling saturates instead of overflowing.
+Nanos doubled(Nanos rto, Nanos cap) noexcept {
+    return std::max(rto, std::min(cap, saturating_add(rto, rto)));
+}
+
+// The timeout after `doublings` timeouts in a row, from base: at most
+// log2(cap / base) + 1 steps, however large doublings is.
+Nanos backed_off(Nanos base, int doublings, Nanos cap) noexcept {
+    Nanos rto = base;
+    for (int i = 0; i < doublings; ++i) {
+        const Nanos next = doubled(rto, cap);
+        if (next == rto)
+            break;
+        rto = next;
+    }
+    return rto;
+}
+
 std::string flags_name(std::uint8_t flags) {
     std::string out;
     if ((flags & seg_syn) != 0)
@@ -911,7 +930,7 @@ void World::handle_timer(Endpoint& e) {
             trace_note(e, "timer", "SYN retransmission");
             ++stats_.retransmissions;
             transmit(e, seg_syn, 0, {});
-            arm_timer(e, tcp.syn_timeout * (1LL << e.retransmissions));
+            arm_timer(e, backed_off(tcp.syn_timeout, e.retransmissions, tcp.rto_max));
             return;
         case TcpState::syn_received:
             if (++e.retransmissions > tcp.synack_retries) {
@@ -922,7 +941,7 @@ void World::handle_timer(Endpoint& e) {
             trace_note(e, "timer", "SYN-ACK retransmission");
             ++stats_.retransmissions;
             transmit(e, seg_syn | seg_ack, 0, {});
-            arm_timer(e, tcp.syn_timeout * (1LL << e.retransmissions));
+            arm_timer(e, backed_off(tcp.syn_timeout, e.retransmissions, tcp.rto_max));
             return;
         case TcpState::established: break;
         case TcpState::listen:

@@ -160,6 +160,32 @@ TEST_CASE("connect to an address nobody answers times out with ETIMEDOUT after 1
     CHECK(net.lines_with({"\"ev\":\"seg\"", "\"flags\":\"S\"", "no route to host"}).size() == 7);
 }
 
+TEST_CASE("SYN retransmissions back off to rto_max and stay there, however many syn_retries", "[sim][tcp]") {
+    // Doubling 1 s without a cap overflows 64-bit nanoseconds at the 34th
+    // retransmission; Linux caps every backoff at TCP_RTO_MAX (120 s).
+    WorldOptions options = Net::quiet();
+    options.tcp.syn_retries = 100;
+    Net net(options);
+    Fd client = open_socket(net.client);
+    const Nanos start = net.world.now();
+    REQUIRE(net.client.connect(client.get(), SockAddr::ipv4((10U << 24) | 99U, 80)).error == EINPROGRESS);
+    CHECK(wait_for(net.client, client.get(), EPOLLOUT, 24 * 3600 * 1000) == (EPOLLOUT | EPOLLERR | EPOLLHUP));
+    CHECK(errno_name(net.client.socket_error(client.get()).value) == "ETIMEDOUT");
+    // 1 + 2 + ... + 64 s, then 94 more timeouts of 120 s: 101 in all, the last fails.
+    CHECK(net.world.now() - start == 127s + 94 * 120s);
+    const std::vector<std::string> syns = net.lines_with({"\"ev\":\"seg\"", "\"flags\":\"S\""});
+    REQUIRE(syns.size() == 101);
+    long long previous = -1;
+    long long longest_gap = 0;
+    for (const std::string& line : syns) {
+        const long long t = std::stoll(line.substr(line.find("\"t\":") + 4));
+        if (previous >= 0)
+            longest_gap = std::max(longest_gap, t - previous);
+        previous = t;
+    }
+    CHECK(longest_gap == std::chrono::nanoseconds(120s).count());
+}
+
 TEST_CASE("a world of 20,000 hosts: links not given are the default, a link given applies both ways",
           "[sim][world]") {
     // The link table used to be hosts x hosts, copied on every add_host
