@@ -54,8 +54,11 @@ struct TcpOptions {
     // SYN's; the timeout after the last drops it (Linux: 5).
     int synack_retries = 5;
     // Data retransmission timeout: starts at rto_min, doubles per timeout up
-    // to rto_max; after retries timeouts in a row the connection fails with
-    // ETIMEDOUT (Linux: 200 ms, 120 s, tcp_retries2 = 15).
+    // to rto_max. retries counts retransmissions as tcp_retries2 does: after
+    // `retries` of them with no ACK advancing, the next timeout (the
+    // (retries + 1)-th in a row) fails the connection with ETIMEDOUT
+    // (Linux: 200 ms, 120 s, tcp_retries2 = 15 -> 924.6 s). Zero window
+    // probes are limited alike, counting only probes with no ACK since.
     Nanos rto_min = 200ms;
     Nanos rto_max = 120s;
     int retries = 15;

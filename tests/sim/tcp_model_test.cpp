@@ -186,8 +186,7 @@ TEST_CASE("SYN retransmissions back off to rto_max and stay there, however many 
     CHECK(longest_gap == std::chrono::nanoseconds(120s).count());
 }
 
-TEST_CASE("a world of 20,000 hosts: links not given are the default, a link given applies both ways",
-          "[sim][world]") {
+TEST_CASE("a world of 20,000 hosts: links not given are the default, a link given applies both ways", "[sim][world]") {
     // The link table used to be hosts x hosts, copied on every add_host
     // (cubic in the host count: hours for this many).
     WorldOptions options = Net::quiet();
@@ -216,8 +215,8 @@ TEST_CASE("a world of 20,000 hosts: links not given are the default, a link give
         (void)a.close(accepted.value);
         return connected;
     };
-    CHECK(handshake_time(b, a) == 18ms);                   // the link given, SYN and SYN-ACK
-    CHECK(handshake_time(world.host(7), a) == 2ms);        // the default
+    CHECK(handshake_time(b, a) == 18ms);                  // the link given, SYN and SYN-ACK
+    CHECK(handshake_time(world.host(7), a) == 2ms);       // the default
     CHECK(handshake_time(world.host(20'000), a) == 2ms);  // the default, for the host added later
 }
 
@@ -334,6 +333,22 @@ TEST_CASE("a partition that outlasts the retransmissions fails the connection wi
     CHECK(errno_name(net.client.recv(pair.client.get(), buffer, 0).error) == "ETIMEDOUT");
 }
 
+TEST_CASE("segments inside a window once advertised are kept while earlier ones are missing", "[sim][tcp]") {
+    // The receiver counts out-of-order bytes against its buffer; before, that
+    // pulled its window's right edge back in and it dropped, as beyond the
+    // window, segments the sender had sent inside the window it was given.
+    // Linux never moves the right edge left (tcp_select_window).
+    Net net;
+    Pair pair = connect_across(net, 80, 2304);  // server window: 4608 bytes
+    net.world.add_fault(ReorderFault{"client", "server", net.world.now(), 1h, 0, 1, 5ms, {1}});
+    const Nanos start = net.world.now();
+    send_whole(net.client, pair.client.get(), pattern(0, 4608));  // 1460, 1460, 1460, 228
+    CHECK(receive_pattern(net.server, pair.server.get(), 4608) == 4608);
+    CHECK(net.lines_with({"\"ev\":\"beyond_window\""}).empty());
+    CHECK(net.world.stats().retransmissions == 0);
+    CHECK(net.world.now() - start == 6ms);  // the held-back first segment, 5 ms late
+}
+
 TEST_CASE("a delay fault adds its extra to every segment in its period, a delay beyond the RTO retransmits",
           "[sim][tcp]") {
     Net net;
@@ -415,6 +430,28 @@ TEST_CASE("a forced zero window stalls the writer for its duration, the window u
     // The window update leaves at 10 s and arrives 1 ms later; the data it
     // lets out arrives 1 ms after that.
     CHECK(net.world.now() - start == 10s + 2ms);
+}
+
+TEST_CASE("timeouts while the peer's window is zero are probes, not retransmissions: a long zero window survives",
+          "[sim][tcp][faults]") {
+    // Data in flight when the window closes is dropped beyond it; the timer
+    // that then fires finds the window zero. Before, that timeout counted
+    // as a retransmission (and sent data into the closed window). Linux's
+    // persist timer probes instead and counts only unanswered probes, so a
+    // zero window far longer than the retries (here 3: 0.2 + 0.4 + 0.8 +
+    // 1.6 s) does not fail a connection whose peer answers every probe.
+    WorldOptions options = Net::quiet();
+    options.tcp.retries = 3;
+    Net net(options);
+    Pair pair = connect_across(net);
+    const Nanos start = net.world.now();
+    net.world.add_fault(ZeroWindowFault{"server", 80, start, 10s});
+    send_whole(net.client, pair.client.get(), pattern(0, 3000));
+    CHECK(receive_pattern(net.server, pair.server.get(), 3000) == 3000);
+    CHECK(net.world.now() - start == 10s + 2ms);
+    CHECK(net.client.socket_error(pair.client.get()).value == 0);
+    CHECK(net.world.stats().retransmissions == 0);
+    CHECK(net.lines_with({"\"ev\":\"timer\"", "zero window probe"}).size() >= 4);
 }
 
 TEST_CASE("strict edge mode wakes only when a buffer turns non-empty, Linux mode on every arrival", "[sim][epoll]") {
