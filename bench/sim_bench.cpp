@@ -14,6 +14,10 @@
 //   BM_SimIdleConnections counter ratio      should be ~1 (at most 1.5): a
 //                                            step costs the busy connections,
 //                                            not the idle ones
+//   BM_SimAddHosts/N                         items/s = hosts added/s, should
+//                                            not fall with N: adding a host
+//                                            is O(1) amortised (no N x N
+//                                            link table)
 //
 // Trace: names without a suffix run untraced (WorldOptions::trace = false)
 // and measure the simulation itself; _Traced runs keep the trace hash, as
@@ -594,6 +598,42 @@ BENCHMARK(BM_SimIdleConnections)
     ->Iterations(3)
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);
+
+// ===========================================================================
+// Adding hosts.
+//
+// A world of N hosts (untraced), two links given explicitly, then one
+// connection from the last host to the first over its explicit link: the
+// links not given stay the default, and the ones given are found. Each
+// iteration builds the whole world, so items/s is hosts added per second.
+
+void BM_SimAddHosts(benchmark::State& state) {
+    const auto count = static_cast<std::size_t>(state.range(0));
+    for (auto _ : state) {
+        World world(world_options(false));
+        for (std::size_t i = 0; i < count; ++i)
+            (void)world.add_host("h" + std::to_string(i));
+        SimKernel& first = world.host(0);
+        SimKernel& last = world.host(count - 1);
+        sim::LinkOptions slow = world.options().link;
+        slow.latency = 7ms;
+        world.set_link(first, last, slow);
+        world.set_link(world.host(1), world.host(count / 2), slow);
+        std::string error;
+        const int listener = sim_listener(first, error);
+        const Nanos start = world.now();
+        const SimPair pair = listener < 0 ? SimPair{} : sim_connect(last, first, listener, error);
+        // The handshake's three segments crossed the 7 ms link; the accept
+        // came after the final ACK, 1.5 round trips.
+        if (pair.client < 0 || world.host_count() != count || world.now() - start != 21ms ||
+            world.find_host("h" + std::to_string(count - 1)) != &last) {
+            state.SkipWithError(error.empty() ? "the explicit link was not used" : error.c_str());
+            return;
+        }
+    }
+    state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(count));
+}
+BENCHMARK(BM_SimAddHosts)->Arg(100)->Arg(1000)->Arg(10'000)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace eagain::bench

@@ -44,15 +44,21 @@ struct TcpOptions {
     // The accept queue holds at most min(backlog, somaxconn) + 1 connections
     // (Linux's off-by-one); a SYN arriving when it is full is dropped.
     int somaxconn = 4096;
-    // SYN retransmissions: first after syn_timeout, doubling; connect()
-    // fails with ETIMEDOUT after syn_retries (Linux: 1 s, 6 -> 127 s).
+    // SYN retransmissions: first after syn_timeout, doubling up to rto_max
+    // (Linux's TCP_RTO_MAX caps this backoff too); after syn_retries of
+    // them, the next timeout fails connect() with ETIMEDOUT (Linux: 1 s,
+    // 6 -> 127 s).
     Nanos syn_timeout = 1s;
     int syn_retries = 6;
-    // SYN-ACK retransmissions of a half-open connection (Linux: 5).
+    // SYN-ACK retransmissions of a half-open connection, backed off as the
+    // SYN's; the timeout after the last drops it (Linux: 5).
     int synack_retries = 5;
     // Data retransmission timeout: starts at rto_min, doubles per timeout up
-    // to rto_max; after retries timeouts in a row the connection fails with
-    // ETIMEDOUT (Linux: 200 ms, 120 s, tcp_retries2 = 15).
+    // to rto_max. retries counts retransmissions as tcp_retries2 does: after
+    // `retries` of them with no ACK advancing, the next timeout (the
+    // (retries + 1)-th in a row) fails the connection with ETIMEDOUT
+    // (Linux: 200 ms, 120 s, tcp_retries2 = 15 -> 924.6 s). Zero window
+    // probes are limited alike, counting only probes with no ACK since.
     Nanos rto_min = 200ms;
     Nanos rto_max = 120s;
     int retries = 15;

@@ -302,7 +302,8 @@ VoidResult SimKernel::connect(int fd, const SockAddr& address) {
     e.reset = false;
     e.rcv_shutdown = e.snd_shutdown = e.fin_received = false;
     e.fin_queued = e.fin_sent = e.fin_acked = e.peer_fin_known = false;
-    e.snd_una = e.snd_nxt = e.rcv_nxt = 1;
+    e.snd_una = e.snd_nxt = e.snd_max = e.rcv_nxt = 1;
+    e.rcv_window_edge = 0;
     e.rcv.clear();
     const bool to_loopback = is_loopback(address);
     if (!e.bound) {

@@ -94,16 +94,20 @@ struct Endpoint {
     bool reset = false;
 
     // Sending side. snd holds the bytes from snd_una on (sent but not
-    // acknowledged, then not yet sent).
+    // acknowledged, then not yet sent). snd_nxt is where sending goes on;
+    // a retransmission timeout rewinds it to snd_una (go-back-N), while
+    // snd_max keeps the highest sequence number ever sent (BSD's snd_max;
+    // Linux's snd_nxt): an ACK up to snd_max is acceptable, and every
+    // segment without data carries snd_max as its sequence number.
     std::size_t snd_capacity = 0;
     ByteBuffer snd;
     std::uint64_t snd_una = 1;
     std::uint64_t snd_nxt = 1;
+    std::uint64_t snd_max = 1;
     std::uint64_t snd_window_edge = 1;  // highest sequence number the peer's window allows, exclusive
-    std::uint64_t window_wl1 = 0;       // seq and ack of the segment that last updated the window
-    std::uint64_t window_wl2 = 0;
+    std::uint64_t window_wl1 = 0;       // seq of the segment that last updated the window (snd_wl1)
     bool fin_queued = false;
-    bool fin_sent = false;
+    bool fin_sent = false;  // the FIN has been sent (at fin_seq) at least once
     bool fin_acked = false;
     std::uint64_t fin_seq = 0;
     bool nospace = false;  // a send found no room: wake EPOLLOUT when room returns
@@ -117,6 +121,11 @@ struct Endpoint {
     bool peer_fin_known = false;
     std::uint64_t peer_fin_seq = 0;
     std::uint32_t last_advertised_window = 0;
+    // The right edge of the highest window advertised (rcv_nxt + window):
+    // never moved left again (Linux's tcp_select_window), so what was once
+    // inside the window is not dropped later. Only a ZeroWindowFault
+    // advertises less.
+    std::uint64_t rcv_window_edge = 0;
     std::uint64_t received_bytes = 0;  // stream bytes delivered in order
 
     // Timers: one retransmission/persist/handshake timer per endpoint. The
@@ -131,7 +140,8 @@ struct Endpoint {
     std::uint64_t timer_sequence = 0;
     bool timer_queued = false;
     Nanos timer_queued_time{};
-    int retransmissions = 0;
+    int retransmissions = 0;  // timeouts in a row with data in flight (icsk_retransmits)
+    int probes = 0;           // zero window probes with no ACK since (icsk_probes_out)
     Nanos rto{};
 
     // Listener.

@@ -8,8 +8,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <functional>
+#include <iterator>
+#include <span>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace eagain::sim {
 
@@ -21,6 +24,25 @@ constexpr std::uint32_t wake_all = 0xFFFFFFFFU;
 
 Nanos saturating_add(Nanos a, Nanos b) noexcept {
     return b > Nanos::max() - a ? Nanos::max() : a + b;
+}
+
+// A retransmission timeout doubled, at most cap (Linux's TCP_RTO_MAX) and
+// never less than it was; the doubling saturates instead of overflowing.
+Nanos doubled(Nanos rto, Nanos cap) noexcept {
+    return std::max(rto, std::min(cap, saturating_add(rto, rto)));
+}
+
+// The timeout after `doublings` timeouts in a row, from base: at most
+// log2(cap / base) + 1 steps, however large doublings is.
+Nanos backed_off(Nanos base, int doublings, Nanos cap) noexcept {
+    Nanos rto = base;
+    for (int i = 0; i < doublings; ++i) {
+        const Nanos next = doubled(rto, cap);
+        if (next == rto)
+            break;
+        rto = next;
+    }
+    return rto;
 }
 
 std::string flags_name(std::uint8_t flags) {
@@ -36,6 +58,31 @@ std::string flags_name(std::uint8_t flags) {
     if ((flags & seg_probe) != 0)
         out += 'W';  // window probe
     return out;
+}
+
+// Keeps the bytes of [seq, seq + size) that the out-of-order queue does not
+// hold yet, each byte once: a retransmission cut differently from the
+// original (after short sends, or a rewind) overlaps what is queued
+// without matching its start.
+void store_out_of_order(Endpoint& e, std::uint64_t seq, std::span<const std::uint8_t> data) {
+    const std::uint64_t end = seq + data.size();
+    std::uint64_t at = seq;
+    if (auto after = e.out_of_order.upper_bound(at); after != e.out_of_order.begin()) {
+        const auto before = std::prev(after);
+        at = std::max(at, before->first + before->second.size());  // covered by the one starting before
+    }
+    while (at < end) {
+        const auto next = e.out_of_order.lower_bound(at);
+        const std::uint64_t gap_end = next == e.out_of_order.end() ? end : std::min(end, next->first);
+        if (gap_end > at) {
+            const auto bytes = data.subspan(static_cast<std::size_t>(at - seq), static_cast<std::size_t>(gap_end - at));
+            e.out_of_order.emplace_hint(next, at, std::vector<std::uint8_t>(bytes.begin(), bytes.end()));
+            e.out_of_order_bytes += bytes.size();
+        }
+        if (next == e.out_of_order.end() || next->first >= end)
+            break;
+        at = next->first + next->second.size();
+    }
 }
 
 }  // namespace
@@ -67,32 +114,31 @@ World::~World() = default;
 SimKernel& World::add_host(std::string name, HostOptions options) {
     EAGAIN_ASSERT(find_host(name) == nullptr);
     const auto index = static_cast<std::uint32_t>(hosts_.size());
-    const std::size_t old_count = hosts_.size();
-    const std::size_t count = old_count + 1;
-    std::vector<LinkOptions> links(count * count, options_.link);
-    for (std::size_t a = 0; a < old_count; ++a) {
-        for (std::size_t b = 0; b < old_count; ++b)
-            links[a * count + b] = links_[a * old_count + b];
-    }
-    links_ = std::move(links);
     if (trace_.enabled())
         trace_.line(now_, "host").field("host", name).field("index", index);
     hosts_.push_back(std::make_unique<SimKernel>(*this, index, std::move(name), options));
+    host_by_name_.emplace(hosts_.back()->name(), index);
     return *hosts_.back();
 }
 
 SimKernel* World::find_host(std::string_view name) noexcept {
-    for (const auto& host : hosts_) {
-        if (host->name() == name)
-            return host.get();
-    }
-    return nullptr;
+    const auto found = host_by_name_.find(name);
+    return found == host_by_name_.end() ? nullptr : hosts_[found->second].get();
 }
 
 void World::set_link(const SimKernel& a, const SimKernel& b, LinkOptions link) {
-    const std::size_t count = hosts_.size();
-    links_[a.index() * count + b.index()] = link;
-    links_[b.index() * count + a.index()] = link;
+    EAGAIN_ASSERT(&a.world() == this);
+    EAGAIN_ASSERT(&b.world() == this);
+    const std::pair<std::uint32_t, std::uint32_t> key = std::minmax(a.index(), b.index());
+    if (link == options_.link)
+        links_.erase(key);  // the default again: implicit, as if never given
+    else
+        links_.insert_or_assign(key, link);
+}
+
+const LinkOptions& World::link_between(std::uint32_t a, std::uint32_t b) const noexcept {
+    const auto found = links_.find(std::pair<std::uint32_t, std::uint32_t>(std::minmax(a, b)));
+    return found == links_.end() ? options_.link : found->second;
 }
 
 std::uint32_t World::host_index_for(const SimKernel& from, const SockAddr& address, bool* loopback) const {
@@ -109,12 +155,9 @@ std::uint32_t World::host_index_for(const SimKernel& from, const SockAddr& addre
 std::int64_t World::host_selector(const std::string& name) const {
     if (name.empty())
         return -1;
-    for (const auto& host : hosts_) {
-        if (host->name() == name)
-            return host->index();
-    }
-    EAGAIN_ASSERT(false && "a fault names a host that does not exist");
-    return -2;
+    const auto found = host_by_name_.find(name);
+    EAGAIN_ASSERT(found != host_by_name_.end() && "a fault names a host that does not exist");
+    return found == host_by_name_.end() ? -2 : found->second;
 }
 
 // ===========================================================================
@@ -367,7 +410,7 @@ std::uint32_t World::new_segment_slot() {
 
 std::uint32_t World::mss_toward(const Endpoint& e) const noexcept {
     const std::uint32_t to = e.peer_host == no_host ? e.host : e.peer_host;
-    return links_[e.host * hosts_.size() + to].mss;
+    return link_between(e.host, to).mss;
 }
 
 void World::transmit(Endpoint& from, std::uint8_t flags, std::uint64_t seq, std::span<const std::uint8_t> payload) {
@@ -388,6 +431,8 @@ void World::transmit(Endpoint& from, std::uint8_t flags, std::uint64_t seq, std:
     s.payload.assign(payload.begin(), payload.end());
     if ((flags & seg_ack) != 0)
         from.last_advertised_window = s.window;
+    if ((flags & (seg_ack | seg_syn)) != 0)
+        from.rcv_window_edge = std::max(from.rcv_window_edge, from.rcv_nxt + s.window);
     send_segment(slot);
 }
 
@@ -430,7 +475,7 @@ void World::send_segment(std::uint32_t slot) {
     if (s.to_host == no_host) {
         drop = "no route to host";
     } else {
-        const LinkOptions& link = links_[s.from_host * hosts_.size() + s.to_host];
+        const LinkOptions& link = link_between(s.from_host, s.to_host);
         delay = link.latency;
         if (link.jitter > Nanos{0})
             delay += Nanos(static_cast<Nanos::rep>(
@@ -587,6 +632,7 @@ void World::handle_syn(const Segment& s) {
     transmit(child, seg_syn | seg_ack, 0, {});
     child.snd_una = 1;
     child.snd_nxt = 1;
+    child.snd_max = 1;
     arm_timer(child, options_.tcp.syn_timeout);
 }
 
@@ -612,9 +658,9 @@ void World::handle_segment(Endpoint& e, const Segment& s) {
             e.rcv_nxt = s.seq + 1;
             e.snd_una = 1;
             e.snd_nxt = 1;
+            e.snd_max = 1;
             e.snd_window_edge = s.ack + s.window;
             e.window_wl1 = s.seq;
-            e.window_wl2 = s.ack;
             e.state = TcpState::established;
             e.retransmissions = 0;
             cancel_timer(e);
@@ -664,17 +710,30 @@ std::uint32_t World::advertised_window(const Endpoint& e) const noexcept {
             return 0;
     }
     const std::size_t used = e.rcv.size() + e.out_of_order_bytes;
-    const std::size_t room = e.rcv_capacity > used ? e.rcv_capacity - used : 0;
-    return static_cast<std::uint32_t>(std::min<std::size_t>(room, 0xFFFFFFFFU));
+    const std::uint64_t room = e.rcv_capacity > used ? e.rcv_capacity - used : 0;
+    // tcp_select_window: a window that would pull the right edge back in
+    // (out-of-order bytes inside it, a smaller SO_RCVBUF) keeps the edge.
+    const std::uint64_t promised = e.rcv_window_edge > e.rcv_nxt ? e.rcv_window_edge - e.rcv_nxt : 0;
+    return static_cast<std::uint32_t>(std::min<std::uint64_t>(std::max(room, promised), 0xFFFFFFFFU));
 }
 
 void World::send_ack(Endpoint& e, std::uint8_t extra_flags) {
-    transmit(e, static_cast<std::uint8_t>(seg_ack | extra_flags), e.snd_nxt, {});
+    // snd_max, not a rewound snd_nxt: the peer's window update test
+    // (tcp_may_update_window) would take an older number for an old segment.
+    transmit(e, static_cast<std::uint8_t>(seg_ack | extra_flags), e.snd_max, {});
 }
 
 void World::handle_ack(Endpoint& e, const Segment& s) {
+    // Acceptable: from snd_una up to the highest sequence number sent. An
+    // ACK for data sent before a go-back-N rewind is beyond snd_nxt but
+    // not beyond snd_max (tcp_ack checks against Linux's snd_nxt, which
+    // never rewinds). An older one changes nothing, window included.
+    if (s.ack < e.snd_una || s.ack > e.snd_max)
+        return;
+    e.probes = 0;  // an answer: the peer is there (tcp_ack: icsk_probes_out = 0)
+    const std::uint64_t prior_una = e.snd_una;
     bool freed = false;
-    if (s.ack > e.snd_una && s.ack <= e.snd_nxt) {
+    if (s.ack > e.snd_una) {
         const std::uint64_t acked = s.ack - e.snd_una;
         const std::size_t data = static_cast<std::size_t>(std::min<std::uint64_t>(acked, e.snd.size()));
         e.snd.consume(data);
@@ -683,17 +742,22 @@ void World::handle_ack(Endpoint& e, const Segment& s) {
         if (e.fin_sent && s.ack == e.fin_seq + 1)
             e.fin_acked = true;
         e.snd_una = s.ack;
+        if (e.snd_nxt < e.snd_una)
+            e.snd_nxt = e.snd_una;  // acknowledged past a rewind: not sent again
         e.retransmissions = 0;
         e.rto = options_.tcp.rto_min;
-        if (e.snd_una == e.snd_nxt)
+        if (e.snd_una == e.snd_max)
             cancel_timer(e);
         else
             arm_timer(e, e.rto);
         freed = data > 0;
     }
-    if (s.seq > e.window_wl1 || (s.seq == e.window_wl1 && s.ack >= e.window_wl2)) {
+    // tcp_may_update_window: a newer ACK, a newer segment, or the same
+    // segment number with a larger window or a zero one.
+    const std::uint64_t window_now = e.snd_window_edge > prior_una ? e.snd_window_edge - prior_una : 0;
+    if (s.ack > prior_una || s.seq > e.window_wl1 ||
+        (s.seq == e.window_wl1 && (s.window > window_now || s.window == 0))) {
         e.window_wl1 = s.seq;
-        e.window_wl2 = s.ack;
         e.snd_window_edge = s.ack + s.window;
     }
     if (freed && e.nospace) {
@@ -755,7 +819,7 @@ void World::handle_data(Endpoint& e, const Segment& s) {
             e.rcv_nxt += before;
             delivered += before;
             if (!fault.one_sided && e.peer != 0)
-                transmit(e, seg_rst, e.snd_nxt, {});
+                transmit(e, seg_rst, e.snd_max, {});
             receive_reset(e, "reset fault at stream offset");
             return false;
         }
@@ -770,12 +834,7 @@ void World::handle_data(Endpoint& e, const Segment& s) {
         if (seq == e.rcv_nxt) {
             alive = deliver_in_order(data);
         } else {
-            auto [slot, inserted] = e.out_of_order.try_emplace(seq);
-            if (inserted || slot->second.size() < data.size()) {
-                e.out_of_order_bytes -= slot->second.size();
-                slot->second.assign(data.begin(), data.end());
-                e.out_of_order_bytes += data.size();
-            }
+            store_out_of_order(e, seq, data);
         }
     }
     if (alive && fin) {
@@ -825,23 +884,28 @@ void World::output(Endpoint& e) {
             const auto offset = static_cast<std::size_t>(e.snd_nxt - e.snd_una);
             transmit(e, seg_ack, e.snd_nxt, e.snd.readable().subspan(offset, static_cast<std::size_t>(n)));
             e.snd_nxt += n;
+            e.snd_max = std::max(e.snd_max, e.snd_nxt);
             if (!e.timer_armed)
                 arm_timer(e, e.rto);
             continue;
         }
-        if (e.fin_queued && !e.fin_sent && e.snd_nxt == data_end()) {
+        // The FIN follows the last byte, the first time and after every
+        // rewind to before it (until it is acknowledged).
+        if (e.fin_queued && e.snd_nxt == data_end()) {
+            EAGAIN_ASSERT(!e.fin_sent || e.fin_seq == data_end());
             e.fin_seq = data_end();
             transmit(e, seg_ack | seg_fin, e.fin_seq, {});
             e.fin_sent = true;
             e.snd_nxt = e.fin_seq + 1;
+            e.snd_max = std::max(e.snd_max, e.snd_nxt);
             if (!e.timer_armed)
                 arm_timer(e, e.rto);
         }
         break;
     }
-    // A zero window with data waiting and nothing in flight: the persist
+    // Data waiting and nothing in flight (a zero window): the persist
     // timer probes it (handle_timer).
-    if (!e.timer_armed && e.snd_nxt < data_end() && e.snd_una == e.snd_nxt)
+    if (!e.timer_armed && e.snd_nxt < data_end() && e.snd_una == e.snd_max)
         arm_timer(e, e.rto);
 }
 
@@ -914,7 +978,7 @@ void World::handle_timer(Endpoint& e) {
             trace_note(e, "timer", "SYN retransmission");
             ++stats_.retransmissions;
             transmit(e, seg_syn, 0, {});
-            arm_timer(e, tcp.syn_timeout * (1LL << e.retransmissions));
+            arm_timer(e, backed_off(tcp.syn_timeout, e.retransmissions, tcp.rto_max));
             return;
         case TcpState::syn_received:
             if (++e.retransmissions > tcp.synack_retries) {
@@ -925,33 +989,44 @@ void World::handle_timer(Endpoint& e) {
             trace_note(e, "timer", "SYN-ACK retransmission");
             ++stats_.retransmissions;
             transmit(e, seg_syn | seg_ack, 0, {});
-            arm_timer(e, tcp.syn_timeout * (1LL << e.retransmissions));
+            arm_timer(e, backed_off(tcp.syn_timeout, e.retransmissions, tcp.rto_max));
             return;
         case TcpState::established: break;
         case TcpState::listen:
         case TcpState::closed: return;
     }
-    if (e.snd_una < e.snd_nxt) {
+    const bool in_flight = e.snd_una < e.snd_max;
+    const bool window_closed = e.snd_window_edge <= e.snd_una;
+    if (!e.snd.empty() && (window_closed || !in_flight)) {
+        // The persist timer (tcp_probe_timer): data waits for a window the
+        // peer has closed. A probe is not a retransmission: each answer
+        // starts the count again, and only `retries` probes in a row with
+        // no answer fail the connection.
+        if (++e.probes > tcp.retries) {
+            fail(e, ETIMEDOUT, "zero window probes unanswered");
+            return;
+        }
+        trace_note(e, "timer", "zero window probe");
+        e.snd_nxt = e.snd_una;  // what went beyond the closed window goes again when it opens
+        send_ack(e, seg_probe);
+        e.rto = doubled(e.rto, tcp.rto_max);
+        arm_timer(e, e.rto);
+        return;
+    }
+    if (in_flight) {
+        // tcp_retransmit_timer: after `retries` retransmissions, the next
+        // timeout fails the connection (as tcp_retries2 does on Linux).
         if (++e.retransmissions > tcp.retries) {
             fail(e, ETIMEDOUT, "retransmissions exhausted");
             return;
         }
         trace_note(e, "timer", "retransmission");
         ++stats_.retransmissions;
-        e.snd_nxt = e.snd_una;
-        if (e.fin_sent && !e.fin_acked)
-            e.fin_sent = false;
-        e.rto = std::min(e.rto * 2, tcp.rto_max);
+        e.snd_nxt = e.snd_una;  // go-back-N; snd_max stays
+        e.rto = doubled(e.rto, tcp.rto_max);
         output(e);
         if (!e.timer_armed)
             arm_timer(e, e.rto);
-        return;
-    }
-    if (e.snd_una + e.snd.size() > e.snd_nxt) {
-        trace_note(e, "timer", "zero window probe");
-        send_ack(e, seg_probe);
-        e.rto = std::min(e.rto * 2, tcp.rto_max);
-        arm_timer(e, e.rto);
         return;
     }
     if (e.orphan) {
@@ -999,7 +1074,7 @@ void World::receive_reset(Endpoint& e, std::string_view reason) {
 void World::abort(Endpoint& e, std::string_view reason) {
     if (e.peer != 0 && (e.state == TcpState::established || e.state == TcpState::syn_received)) {
         trace_note(e, "abort", reason);
-        transmit(e, seg_rst | seg_ack, e.snd_nxt, {});
+        transmit(e, seg_rst | seg_ack, e.snd_max, {});
     }
     e.reset = true;
     cancel_timer(e);
@@ -1100,7 +1175,7 @@ void World::add_fault(const ResetFault& fault) {
     at(fault.at, [this, host, fault] {
         for_each_connection(host, fault.port, [&](Endpoint& e) {
             if (!fault.one_sided && e.peer != 0)
-                transmit(e, seg_rst, e.snd_nxt, {});
+                transmit(e, seg_rst, e.snd_max, {});
             receive_reset(e, "reset fault");
         });
     });

@@ -41,6 +41,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -77,7 +78,8 @@ public:
     SimKernel* find_host(std::string_view name) noexcept;
     SimKernel& host(std::size_t index) noexcept { return *hosts_[index]; }
     std::size_t host_count() const noexcept { return hosts_.size(); }
-    // Both directions between a and b (a == b: the host's loopback).
+    // Both directions between a and b (a == b: the host's loopback). A pair
+    // never given has WorldOptions::link; hosts added later do not change it.
     void set_link(const SimKernel& a, const SimKernel& b, LinkOptions link);
 
     Nanos now() const noexcept { return now_; }
@@ -127,6 +129,10 @@ private:
             return a.time != b.time ? a.time > b.time : a.sequence > b.sequence;
         }
     };
+    struct NameHash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view name) const noexcept { return std::hash<std::string_view>{}(name); }
+    };
     struct Program {
         SimKernel* host = nullptr;
         Reactor* reactor = nullptr;
@@ -165,6 +171,9 @@ private:
     // True if ready() became true.
     bool advance_until(std::optional<Nanos> deadline, const std::function<bool()>& ready);
     bool running() const noexcept { return running_; }
+
+    // The link between hosts a and b (either order; a == b: loopback).
+    const LinkOptions& link_between(std::uint32_t a, std::uint32_t b) const noexcept;
 
     // --- endpoints ----------------------------------------------------------
     Endpoint& new_endpoint(std::uint32_t host, int family);
@@ -233,7 +242,11 @@ private:
     WorldStats stats_;
 
     std::vector<std::unique_ptr<SimKernel>> hosts_;
-    std::vector<LinkOptions> links_;  // hosts x hosts, row-major; grown by add_host
+    // The links set_link() gave, by (lower, higher) host index; a pair not
+    // here has options_.link. Nothing per host: add_host is O(1) amortised.
+    std::map<std::pair<std::uint32_t, std::uint32_t>, LinkOptions> links_;
+    // Looked up only, never iterated (so its order cannot reach the trace).
+    std::unordered_map<std::string, std::uint32_t, NameHash, std::equal_to<>> host_by_name_;
     std::vector<LinkFault> link_faults_;
     std::size_t reorder_faults_ = 0;
     // With the fault's host resolved to an index (-1: any) once, at

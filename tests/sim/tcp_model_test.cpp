@@ -160,6 +160,66 @@ TEST_CASE("connect to an address nobody answers times out with ETIMEDOUT after 1
     CHECK(net.lines_with({"\"ev\":\"seg\"", "\"flags\":\"S\"", "no route to host"}).size() == 7);
 }
 
+TEST_CASE("SYN retransmissions back off to rto_max and stay there, however many syn_retries", "[sim][tcp]") {
+    // Doubling 1 s without a cap overflows 64-bit nanoseconds at the 34th
+    // retransmission; Linux caps every backoff at TCP_RTO_MAX (120 s).
+    WorldOptions options = Net::quiet();
+    options.tcp.syn_retries = 100;
+    Net net(options);
+    Fd client = open_socket(net.client);
+    const Nanos start = net.world.now();
+    REQUIRE(net.client.connect(client.get(), SockAddr::ipv4((10U << 24) | 99U, 80)).error == EINPROGRESS);
+    CHECK(wait_for(net.client, client.get(), EPOLLOUT, 24 * 3600 * 1000) == (EPOLLOUT | EPOLLERR | EPOLLHUP));
+    CHECK(errno_name(net.client.socket_error(client.get()).value) == "ETIMEDOUT");
+    // 1 + 2 + ... + 64 s, then 94 more timeouts of 120 s: 101 in all, the last fails.
+    CHECK(net.world.now() - start == 127s + 94 * 120s);
+    const std::vector<std::string> syns = net.lines_with({"\"ev\":\"seg\"", "\"flags\":\"S\""});
+    REQUIRE(syns.size() == 101);
+    long long previous = -1;
+    long long longest_gap = 0;
+    for (const std::string& line : syns) {
+        const long long t = std::stoll(line.substr(line.find("\"t\":") + 4));
+        if (previous >= 0)
+            longest_gap = std::max(longest_gap, t - previous);
+        previous = t;
+    }
+    CHECK(longest_gap == std::chrono::nanoseconds(120s).count());
+}
+
+TEST_CASE("a world of 20,000 hosts: links not given are the default, a link given applies both ways", "[sim][world]") {
+    // The link table used to be hosts x hosts, copied on every add_host
+    // (cubic in the host count: hours for this many).
+    WorldOptions options = Net::quiet();
+    options.trace = false;
+    World world(options);
+    for (int i = 0; i < 20'000; ++i)
+        (void)world.add_host("h" + std::to_string(i));
+    LinkOptions slow = options.link;
+    slow.latency = 9ms;
+    world.set_link(world.host(19'999), world.host(3), slow);
+    (void)world.add_host("late");  // a host added later leaves the links alone
+    SimKernel& a = world.host(3);
+    SimKernel& b = world.host(19'999);
+    REQUIRE(world.find_host("h19999") == &b);
+    REQUIRE(world.find_host("late") == &world.host(20'000));
+    Fd listener = listen_at(a, 80);
+    const auto handshake_time = [&](SimKernel& from, SimKernel& to) {
+        Fd client = open_socket(from);
+        const Nanos start = world.now();
+        REQUIRE(from.connect(client.get(), to.address(AF_INET, 80)).error == EINPROGRESS);
+        REQUIRE(wait_for(from, client.get(), EPOLLOUT, long_wait_ms) == EPOLLOUT);
+        const Nanos connected = world.now() - start;
+        REQUIRE(wait_for(a, listener.get(), EPOLLIN, long_wait_ms) == EPOLLIN);
+        const FdResult accepted = a.accept4(listener.get(), nullptr, SOCK_NONBLOCK);
+        REQUIRE(accepted.ok());
+        (void)a.close(accepted.value);
+        return connected;
+    };
+    CHECK(handshake_time(b, a) == 18ms);                  // the link given, SYN and SYN-ACK
+    CHECK(handshake_time(world.host(7), a) == 2ms);       // the default
+    CHECK(handshake_time(world.host(20'000), a) == 2ms);  // the default, for the host added later
+}
+
 TEST_CASE("a send larger than the MSS leaves in MSS-sized segments and arrives whole", "[sim][tcp]") {
     WorldOptions options = Net::quiet();
     options.link.mss = 1000;
@@ -273,6 +333,22 @@ TEST_CASE("a partition that outlasts the retransmissions fails the connection wi
     CHECK(errno_name(net.client.recv(pair.client.get(), buffer, 0).error) == "ETIMEDOUT");
 }
 
+TEST_CASE("segments inside a window once advertised are kept while earlier ones are missing", "[sim][tcp]") {
+    // The receiver counts out-of-order bytes against its buffer; before, that
+    // pulled its window's right edge back in and it dropped, as beyond the
+    // window, segments the sender had sent inside the window it was given.
+    // Linux never moves the right edge left (tcp_select_window).
+    Net net;
+    Pair pair = connect_across(net, 80, 2304);  // server window: 4608 bytes
+    net.world.add_fault(ReorderFault{"client", "server", net.world.now(), 1h, 0, 1, 5ms, {1}});
+    const Nanos start = net.world.now();
+    send_whole(net.client, pair.client.get(), pattern(0, 4608));  // 1460, 1460, 1460, 228
+    CHECK(receive_pattern(net.server, pair.server.get(), 4608) == 4608);
+    CHECK(net.lines_with({"\"ev\":\"beyond_window\""}).empty());
+    CHECK(net.world.stats().retransmissions == 0);
+    CHECK(net.world.now() - start == 6ms);  // the held-back first segment, 5 ms late
+}
+
 TEST_CASE("a delay fault adds its extra to every segment in its period, a delay beyond the RTO retransmits",
           "[sim][tcp]") {
     Net net;
@@ -354,6 +430,28 @@ TEST_CASE("a forced zero window stalls the writer for its duration, the window u
     // The window update leaves at 10 s and arrives 1 ms later; the data it
     // lets out arrives 1 ms after that.
     CHECK(net.world.now() - start == 10s + 2ms);
+}
+
+TEST_CASE("timeouts while the peer's window is zero are probes, not retransmissions: a long zero window survives",
+          "[sim][tcp][faults]") {
+    // Data in flight when the window closes is dropped beyond it; the timer
+    // that then fires finds the window zero. Before, that timeout counted
+    // as a retransmission (and sent data into the closed window). Linux's
+    // persist timer probes instead and counts only unanswered probes, so a
+    // zero window far longer than the retries (here 3: 0.2 + 0.4 + 0.8 +
+    // 1.6 s) does not fail a connection whose peer answers every probe.
+    WorldOptions options = Net::quiet();
+    options.tcp.retries = 3;
+    Net net(options);
+    Pair pair = connect_across(net);
+    const Nanos start = net.world.now();
+    net.world.add_fault(ZeroWindowFault{"server", 80, start, 10s});
+    send_whole(net.client, pair.client.get(), pattern(0, 3000));
+    CHECK(receive_pattern(net.server, pair.server.get(), 3000) == 3000);
+    CHECK(net.world.now() - start == 10s + 2ms);
+    CHECK(net.client.socket_error(pair.client.get()).value == 0);
+    CHECK(net.world.stats().retransmissions == 0);
+    CHECK(net.lines_with({"\"ev\":\"timer\"", "zero window probe"}).size() >= 4);
 }
 
 TEST_CASE("strict edge mode wakes only when a buffer turns non-empty, Linux mode on every arrival", "[sim][epoll]") {
