@@ -200,18 +200,9 @@ std::optional<std::vector<std::string>> scenario_files(const std::vector<std::st
 // --seed: a decimal number from 0 to 2^64 - 1, nothing else (no sign, no
 // _, no hex); CLI11's own reading wraps -1 round to 2^64 - 1.
 std::optional<std::uint64_t> parse_seed(const std::string& text) {
-    if (text.empty() || text.size() > 20)
+    if (text.find('_') != std::string::npos)
         return std::nullopt;
-    std::uint64_t value = 0;
-    for (const char c : text) {
-        if (c < '0' || c > '9')
-            return std::nullopt;
-        const auto digit = static_cast<std::uint64_t>(c - '0');
-        if (value > (std::numeric_limits<std::uint64_t>::max() - digit) / 10)
-            return std::nullopt;
-        value = value * 10 + digit;
-    }
-    return value;
+    return eagain::harness::parse_count(text);
 }
 
 int run(const std::vector<std::string>& paths, std::optional<std::uint64_t> seed, const std::string& trace_path) {
