@@ -2,7 +2,7 @@
 // as the runner sees them: something that starts, stops, carries out
 // scripted actions, and shows what happened for the expectations to check.
 //
-// Every built-in kind (builtin_app_kinds()) is one App implementation over
+// Every built-in kind (app_builders()) is one App implementation over
 // the host's Reactor, so the very code the scenario is about runs unchanged
 // in the simulation. Tests put deliberately buggy apps in a kind's place
 // (ScenarioRunOptions::apps) to show that a scenario catches the bug its
@@ -29,7 +29,8 @@ namespace eagain::harness {
 
 // What an app shows the expectations. Each kind fills what it knows; an
 // expectation on something a kind does not observe is refused before the
-// run (AppKind::expectations), never checked against a zero.
+// run (AppKindEntry::expectations, harness/scenario.h), never checked
+// against a zero.
 struct AppObservations {
     std::uint64_t frames_verified = 0;  // echoed frames checked intact, in order
     std::uint64_t mismatches = 0;       // frames or bytes that came back wrong
@@ -83,22 +84,22 @@ public:
 
 using AppFactory = std::function<std::unique_ptr<App>(const AppContext&)>;
 
-struct AppKind {
+// How the runner builds one kind; what the kind is (its options, whether
+// it listens, its actions and expectations) is its AppKindEntry
+// (harness/scenario.h), which the parser checks a file against.
+struct AppBuilder {
     AppFactory make;
-    bool server = false;                    // listens (started before clients)
-    std::vector<std::string> actions;       // beyond stop/start/restart
-    std::vector<std::string> expectations;  // app expectations it can be checked on
     // Why an app's options cannot run, though they parse (a backoff-max
     // below the backoff, say); empty when they can. A setup error, before
     // anything runs.
     std::function<std::string(const AppSpec&)> check_options;
 };
 
-// kind -> how to run it, for every kind the runner can run.
-const std::map<std::string, AppKind>& builtin_app_kinds();
-// kinds with the byte-stream kinds added: byte-echo, bulk-sender and
+// kind -> how to build it, for every kind of app_kind_entries().
+const std::map<std::string, AppBuilder>& app_builders();
+// builders with the byte-stream kinds added: byte-echo, bulk-sender and
 // bulk-receiver (harness/byte_apps.cpp).
-std::map<std::string, AppKind> add_byte_app_kinds(std::map<std::string, AppKind> kinds);
+std::map<std::string, AppBuilder> add_byte_app_builders(std::map<std::string, AppBuilder> builders);
 
 // An app's options as values; the parser checked their form, so a missing
 // option gives the fallback.

@@ -317,19 +317,13 @@ AppFactory make_one_connection(OneConnectionOptions (*options_of)(const AppSpec&
 
 }  // namespace
 
-const std::map<std::string, AppKind>& builtin_app_kinds() {
-    static const std::map<std::string, AppKind> kinds{
+const std::map<std::string, AppBuilder>& app_builders() {
+    static const std::map<std::string, AppBuilder> builders{
         {"frame-echo",
          {make<FrameEchoApp>(),
-          true,
-          {"stop-reading", "resume-reading"},
-          {"max-buffered", "heartbeats", "error", "state"},
           [](const AppSpec& spec) { return config_problem(echo_options(spec).connection, ConnectionRole::server); }}},
         {"frame-client",
          {make<FrameClientApp>(),
-          false,
-          {"stop-reading", "resume-reading", "close", "send-hostile-length"},
-          {"frames-verified", "no-errors", "error", "state", "heartbeats", "max-buffered"},
           [](const AppSpec& spec) {
               const LoadOptions options = load_options(spec);
               if (options.frames / options.connections > frames_max)
@@ -338,15 +332,9 @@ const std::map<std::string, AppKind>& builtin_app_kinds() {
           }}},
         {"idle-client",
          {make_one_connection(idle_options),
-          false,
-          {"close", "stop-reading", "resume-reading"},
-          {"heartbeats", "error", "state", "no-errors"},
           [](const AppSpec& spec) { return config_problem(idle_options(spec).connection, ConnectionRole::client); }}},
         {"reconnecting-client",
          {make_one_connection(reconnecting_options),
-          false,
-          {"close", "stop-reading", "resume-reading"},
-          {"reconnect-at", "state", "error", "frames-verified", "no-errors"},
           [](const AppSpec& spec) {
               const OneConnectionOptions options = reconnecting_options(spec);
               if (options.frames > frames_max)
@@ -354,7 +342,7 @@ const std::map<std::string, AppKind>& builtin_app_kinds() {
               return config_problem(options.connection, ConnectionRole::client);
           }}},
     };
-    static const std::map<std::string, AppKind> with_byte_kinds = add_byte_app_kinds(kinds);
+    static const std::map<std::string, AppBuilder> with_byte_kinds = add_byte_app_builders(builders);
     return with_byte_kinds;
 }
 

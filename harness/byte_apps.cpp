@@ -827,23 +827,11 @@ AppFactory make() {
 
 }  // namespace
 
-std::map<std::string, AppKind> add_byte_app_kinds(std::map<std::string, AppKind> kinds) {
-    kinds.emplace("byte-echo", AppKind{make<ByteEchoApp>(),
-                                       true,
-                                       {"stop-reading", "resume-reading"},
-                                       {"max-buffered", "error", "state", "no-errors"},
-                                       {}});
-    kinds.emplace("bulk-sender", AppKind{make<BulkSenderApp>(),
-                                         false,
-                                         {"stop-reading", "resume-reading"},
-                                         {"max-buffered", "error", "state", "no-errors"},
-                                         {}});
-    kinds.emplace("bulk-receiver", AppKind{make<BulkReceiverApp>(),
-                                           true,
-                                           {"stop-reading", "resume-reading"},
-                                           {"bytes-received", "error", "state", "no-errors"},
-                                           {}});
-    return kinds;
+std::map<std::string, AppBuilder> add_byte_app_builders(std::map<std::string, AppBuilder> builders) {
+    builders.emplace("byte-echo", AppBuilder{make<ByteEchoApp>(), {}});
+    builders.emplace("bulk-sender", AppBuilder{make<BulkSenderApp>(), {}});
+    builders.emplace("bulk-receiver", AppBuilder{make<BulkReceiverApp>(), {}});
+    return builders;
 }
 
 }  // namespace eagain::harness

@@ -1,10 +1,12 @@
 // run_scenario: builds a World from a parsed Scenario (harness/scenario.h),
 // runs it and checks its expectations.
 //
-// Apps are the kinds in builtin_app_kinds() (harness/app.h). An app kind,
-// action or expectation the runner cannot run, or an expectation on an app
-// that does not observe it, is reported as a setup error before anything
-// runs, never silently passed.
+// Apps are the kinds of app_kind_entries() (harness/scenario.h), built by
+// app_builders() (harness/app.h). An app kind, action or expectation the
+// runner cannot run, or an expectation on an app that does not observe it,
+// is refused by the parser where it is written and, in a Scenario built in
+// code, reported by the runner as a setup error with its place before
+// anything runs, never silently passed.
 //
 // The run: every host gets one Reactor over a FaultySys over its SimKernel.
 // Each random stream is seeded from the scenario's seed and its own name

@@ -131,36 +131,25 @@ std::optional<FaultKind> errno_fault(std::string_view word) noexcept {
     return std::nullopt;
 }
 
-enum class ValueType : std::uint8_t { port, endpoint, count, positive, size, duration, percent, trigger, name };
+}  // namespace
 
-struct OptionRule {
-    std::string_view key;
-    ValueType type;
-    // count, positive, size: the range, beyond the type's own (positive:
-    // from 1); duration: only the maximum.
-    std::uint64_t minimum = 0;
-    std::uint64_t maximum = max_number;
-    // Why a value above maximum cannot run, for the message.
-    std::string_view above = {};
-};
-
-struct AppKind {
-    std::string_view kind;
-    std::vector<OptionRule> options;
-    std::vector<std::string_view> required;
-};
-
-const std::vector<AppKind>& app_kinds() {
-    static const std::vector<AppKind> kinds{
+const std::vector<AppKindEntry>& app_kind_entries() {
+    static const std::vector<AppKindEntry> kinds{
         {"frame-echo",
          {{"port", ValueType::port},
           {"max-frame", ValueType::size, frame_header_bytes, max_frame_bytes, "the header included"},
           {"heartbeat", ValueType::duration},
           {"backlog", ValueType::count, 0, max_backlog, "what listen(2) takes"}},
-         {}},
+         {},
+         true,
+         {"stop-reading", "resume-reading"},
+         {"max-buffered", "heartbeats", "error", "state"}},
         {"byte-echo",
          {{"port", ValueType::port}, {"backlog", ValueType::positive, 1, max_backlog, "what listen(2) takes"}},
-         {}},
+         {},
+         true,
+         {"stop-reading", "resume-reading"},
+         {"max-buffered", "error", "state", "no-errors"}},
         {"frame-client",
          {{"connect", ValueType::endpoint},
           {"frames", ValueType::count, 0, max_frames, "frames in all"},
@@ -169,25 +158,37 @@ const std::vector<AppKind>& app_kinds() {
           {"in-flight", ValueType::positive, 1, max_number},
           {"heartbeat", ValueType::duration},
           {"connect-timeout", ValueType::duration}},
-         {"connect"}},
+         {"connect"},
+         false,
+         {"stop-reading", "resume-reading", "close", "send-hostile-length"},
+         {"frames-verified", "no-errors", "error", "state", "heartbeats", "max-buffered"}},
         {"bulk-sender",
          {{"connect", ValueType::endpoint},
           {"bytes", ValueType::size},
           {"chunk", ValueType::size, 1, max_chunk_bytes, "bytes per send"},
           {"connect-timeout", ValueType::duration}},
-         {"connect", "bytes"}},
+         {"connect", "bytes"},
+         false,
+         {"stop-reading", "resume-reading"},
+         {"max-buffered", "error", "state", "no-errors"}},
         {"bulk-receiver",
          {{"port", ValueType::port},
           {"bytes", ValueType::size},
           {"read-chunk", ValueType::size, 1, max_chunk_bytes, "bytes per read"},
           {"backlog", ValueType::positive, 1, max_backlog, "what listen(2) takes"}},
-         {"port", "bytes"}},
+         {"port", "bytes"},
+         true,
+         {"stop-reading", "resume-reading"},
+         {"bytes-received", "error", "state", "no-errors"}},
         {"idle-client",
          {{"connect", ValueType::endpoint},
           {"heartbeat", ValueType::duration},
           {"dead-after", ValueType::count, 0, max_dead_after, "heartbeat intervals"},
           {"connect-timeout", ValueType::duration}},
-         {"connect"}},
+         {"connect"},
+         false,
+         {"close", "stop-reading", "resume-reading"},
+         {"heartbeats", "error", "state", "no-errors"}},
         {"reconnecting-client",
          {{"connect", ValueType::endpoint},
           {"backoff", ValueType::duration},
@@ -195,10 +196,21 @@ const std::vector<AppKind>& app_kinds() {
           {"jitter", ValueType::percent},
           {"frames", ValueType::count, 0, max_frames, "frames in all"},
           {"connect-timeout", ValueType::duration}},
-         {"connect"}},
+         {"connect"},
+         false,
+         {"close", "stop-reading", "resume-reading"},
+         {"reconnect-at", "state", "error", "frames-verified", "no-errors"}},
     };
     return kinds;
 }
+
+const AppKindEntry* find_app_kind(std::string_view name) noexcept {
+    const auto& kinds = app_kind_entries();
+    const auto found = std::find_if(kinds.begin(), kinds.end(), [&](const AppKindEntry& k) { return k.kind == name; });
+    return found == kinds.end() ? nullptr : &*found;
+}
+
+namespace {
 
 constexpr std::array<std::string_view, 7> actions{"stop-reading", "resume-reading",     "stop", "start", "restart",
                                                   "close",        "send-hostile-length"};
@@ -221,8 +233,8 @@ bool one_of(std::string_view word, const std::array<std::string_view, N>& choice
     return std::find(choices.begin(), choices.end(), word) != choices.end();
 }
 
-template <std::size_t N>
-std::string list(const std::array<std::string_view, N>& choices) {
+template <typename Choices>
+std::string list(const Choices& choices) {
     std::string out;
     for (const std::string_view choice : choices) {
         if (!out.empty())
@@ -638,10 +650,8 @@ private:
         AppSpec spec;
         spec.host = host(c);
         const Word kind_word = c.take();
-        const auto& kinds = app_kinds();
-        const auto kind =
-            std::find_if(kinds.begin(), kinds.end(), [&](const AppKind& k) { return k.kind == kind_word.text; });
-        if (kind == kinds.end())
+        const AppKindEntry* const kind = find_app_kind(kind_word.text);
+        if (kind == nullptr)
             fail(kind_word,
                  "an app kind (frame-echo, byte-echo, frame-client, bulk-sender, bulk-receiver, idle-client, "
                  "reconnecting-client)");
@@ -665,8 +675,8 @@ private:
         }
     }
 
-    void app_options(Cursor& c, const Word& first, const AppKind& kind_rule, AppSpec& spec) {
-        const AppKind* const kind = &kind_rule;
+    void app_options(Cursor& c, const Word& first, const AppKindEntry& kind_rule, AppSpec& spec) {
+        const AppKindEntry* const kind = &kind_rule;
         std::map<std::string, Word, std::less<>> value_words;  // for the problems below
         while (!c.done()) {
             const Word key = c.take();
@@ -960,6 +970,12 @@ private:
         const Word what = c.take();
         if (!one_of(what.text, actions))
             fail(what, "an action (" + list(actions) + ")");
+        if (const AppSpec* target = find_app(spec.app); target != nullptr) {
+            const AppKindEntry& kind = *find_app_kind(target->kind);
+            if (!kind.honours(what.text))
+                fail(what, "an action " + target->kind + " honours (stop, start, restart" +
+                               (kind.actions.empty() ? "" : ", " + list(kind.actions)) + ")");
+        }
         spec.action = std::string(what.text);
         spec.where = where(first);
         result_.scenario.actions.push_back(std::move(spec));
@@ -982,6 +998,10 @@ private:
             const Word what = c.take();
             if (!one_of(what.text, app_expectations))
                 fail(what, "an expectation (" + list(app_expectations) + ")");
+            const AppKindEntry& kind = *find_app_kind(find_app(spec.app)->kind);
+            if (!kind.observes(what.text))
+                fail(what, "an expectation " + find_app(spec.app)->kind + " observes (" + list(kind.expectations) +
+                               ", done-by)");
             spec.what = std::string(what.text);
             const auto argument = [&](auto check) {
                 spec.arguments.emplace_back(std::string(c.peek().text));

@@ -10,6 +10,7 @@
 #include "core/sys.h"
 #include "sim/options.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -180,6 +181,48 @@ std::string format_net_fault(const NetFault& fault);
 std::string format_expectation(const ExpectSpec& expectation);
 // "3,17,40": the list syntax of `calls` and `segments`.
 std::string format_number_list(const std::vector<std::uint64_t>& numbers);
+
+// One entry per app kind, read by the parser (and so `eagain check`), the
+// runner (harness/app.h adds only how to build one) and the docs' tables:
+// its options with their types and limits, the options it requires, whether
+// it listens (started before the clients), the actions it honours beyond
+// stop, start and restart, and the expectations it observes beyond done-by.
+// An action or expectation a kind does not list is refused where it is
+// written, never checked against a zero.
+enum class ValueType : std::uint8_t { port, endpoint, count, positive, size, duration, percent, trigger, name };
+
+struct OptionRule {
+    std::string_view key;
+    ValueType type;
+    // count, positive, size: the range, beyond the type's own (positive:
+    // from 1); duration: only the maximum.
+    std::uint64_t minimum = 0;
+    std::uint64_t maximum = max_number;
+    // Why a value above maximum cannot run, for the message.
+    std::string_view above = {};
+};
+
+struct AppKindEntry {
+    std::string_view kind;
+    std::vector<OptionRule> options;
+    std::vector<std::string_view> required;
+    bool server = false;
+    std::vector<std::string_view> actions;
+    std::vector<std::string_view> expectations;
+
+    bool honours(std::string_view action) const noexcept {
+        return action == "stop" || action == "start" || action == "restart" ||
+               std::find(actions.begin(), actions.end(), action) != actions.end();
+    }
+    bool observes(std::string_view expectation) const noexcept {
+        return expectation == "done-by" ||
+               std::find(expectations.begin(), expectations.end(), expectation) != expectations.end();
+    }
+};
+
+// Every kind, in the order the docs list them; nullptr for a name that is none.
+const std::vector<AppKindEntry>& app_kind_entries();
+const AppKindEntry* find_app_kind(std::string_view name) noexcept;
 
 // "250ns", "100us", "1ms", "2s", "5m", "1h", "0"; nullopt if malformed or
 // above max_duration.

@@ -422,13 +422,16 @@ expect client frames-verified 9
 }
 
 TEST_CASE("explore reports a scenario that cannot run as an error", "[explore]") {
-    const Scenario scenario = parsed(R"(
+    // The parser refuses this where it is written; a Scenario built in code
+    // meets the runner's check.
+    Scenario scenario = parsed(R"(
 host server
 host client
 app server frame-echo port 7
 app client frame-client connect server:7
-expect server frames-verified 3
+expect server heartbeats 0
 )");
+    scenario.expectations.back().what = "frames-verified";
     ExploreOptions options;
     options.seeds = SeedRange{1, 3};
     const ExploreResult result = explore(scenario, options);

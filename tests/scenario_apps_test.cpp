@@ -545,12 +545,23 @@ expect client max-buffered 100
 }
 
 TEST_CASE("what a kind cannot run is a setup error before the run", "[scenario][apps]") {
-    SECTION("an expectation the kind does not observe") {
-        const ScenarioReport report = run_scenario(parsed(plus(idle_pair, R"(
+    SECTION("an expectation the kind does not observe, an action it does not honour") {
+        const ParseResult refused = parse_scenario(
+            plus(idle_pair, "app client idle-client connect server:7\nexpect client frames-verified 1\n"), "t.scn");
+        REQUIRE(refused.errors.size() == 1);
+        CHECK(refused.errors.front().starts_with(
+            "t.scn:6:15: expected an expectation idle-client observes (heartbeats, error, state, no-errors, done-by)"));
+        Scenario scenario = parsed(plus(idle_pair, R"(
 app client idle-client connect server:7
-expect client frames-verified 1
-)")));
-        CHECK(report.setup_error == "expectation frames-verified (line 7): idle-client does not observe it");
+at 1s client close
+expect client no-errors
+)"));
+        scenario.expectations.back().what = "frames-verified";
+        CHECK(run_scenario(scenario).setup_error ==
+              "t.scn:8:1: expectation frames-verified: idle-client does not observe it");
+        scenario.actions.back().action = "send-hostile-length";
+        CHECK(run_scenario(scenario).setup_error ==
+              "t.scn:7:1: action send-hostile-length: idle-client does not do it");
     }
     // `eagain check` refuses these where they are written; a Scenario built
     // some other way is still refused by the runner before it runs.
@@ -570,7 +581,7 @@ expect no-fd-leak
         scenario.apps.back().options["backoff-max"] = "1s";
         const ScenarioReport report = run_scenario(scenario);
         CHECK(report.setup_error ==
-              "reconnecting-client client (line 6): its options make a connection config that is not valid "
+              "t.scn:6:1: reconnecting-client client: its options make a connection config that is not valid "
               "(reconnect_delay_invalid)");
     }
     SECTION("dead-after without pings") {
@@ -586,7 +597,7 @@ expect no-fd-leak
         scenario.apps.back().options["dead-after"] = "3";
         const ScenarioReport report = run_scenario(scenario);
         CHECK(report.setup_error ==
-              "idle-client client (line 6): its options make a connection config that is not valid "
+              "t.scn:6:1: idle-client client: its options make a connection config that is not valid "
               "(dead_peer_without_heartbeat)");
     }
 }

@@ -485,14 +485,25 @@ expect done-by 10s
 }
 
 TEST_CASE("byte apps refuse expectations they do not observe, the servers take a backlog", "[scenario][bytes]") {
-    const ScenarioReport report = run_scenario(parsed(R"(
+    const ParseResult refused = parse_scenario(R"(
 host receiver
 host sender
 app receiver bulk-receiver port 9 bytes 1MiB backlog 16
 app sender bulk-sender connect receiver:9 bytes 1MiB
 expect sender bytes-received 1MiB
-)"));
-    CHECK(report.setup_error == "expectation bytes-received (line 6): bulk-sender does not observe it");
+)",
+                                               "t.scn");
+    REQUIRE(refused.errors.size() == 1);
+    CHECK(refused.errors.front().starts_with("t.scn:6:15: expected an expectation bulk-sender observes"));
+    Scenario scenario = parsed(R"(
+host receiver
+host sender
+app receiver bulk-receiver port 9 bytes 1MiB backlog 16
+app sender bulk-sender connect receiver:9 bytes 1MiB
+expect sender no-errors
+)");
+    scenario.expectations.back().what = "bytes-received";
+    CHECK(run_scenario(scenario).setup_error == "t.scn:6:1: expectation bytes-received: bulk-sender does not observe it");
     const ParseResult frame_client =
         parse_scenario("host a\napp a frame-client connect a:7 backlog 16\nexpect no-fd-leak\n", "t.scn");
     REQUIRE(frame_client.errors.size() == 1);

@@ -235,28 +235,38 @@ expect client frames-verified 1_200
 }
 
 TEST_CASE("an expectation or action an app kind cannot honour is a setup error, not a pass", "[scenario][runner]") {
-    SECTION("an echo server does not verify frames: only a client can") {
-        const ScenarioReport report = run_scenario(parsed(R"(
+    // The parser refuses both where they are written (the kind's
+    // AppKindEntry); a Scenario built in code meets the same entry in the
+    // runner, before anything runs.
+    constexpr std::string_view text = R"(
 host server
 host client
 app server frame-echo
 app client frame-client connect server:7 frames 3
-expect server frames-verified 3
-)"));
+at 1ms server stop-reading
+expect server heartbeats 0
+)";
+    SECTION("an echo server does not verify frames: only a client can") {
+        const ParseResult refused = parse_scenario(
+            std::string(text).replace(std::string(text).find("heartbeats 0"), 12, "frames-verified 3"), "t.scn");
+        REQUIRE(refused.errors.size() == 1);
+        CHECK(refused.errors.front().starts_with("t.scn:7:15: expected an expectation frame-echo observes"));
+        Scenario scenario = parsed(text);
+        scenario.expectations.back().what = "frames-verified";
+        const ScenarioReport report = run_scenario(scenario);
         CHECK_FALSE(report.passed);
-        CHECK(report.setup_error == "expectation frames-verified (line 6): frame-echo does not observe it");
+        CHECK(report.setup_error == "t.scn:7:1: expectation frames-verified: frame-echo does not observe it");
     }
     SECTION("an action the kind does not do") {
-        const ScenarioReport report = run_scenario(parsed(R"(
-host server
-host client
-app server frame-echo
-app client frame-client connect server:7 frames 3
-at 1ms server send-hostile-length
-expect no-fd-leak
-)"));
+        const ParseResult refused = parse_scenario(
+            std::string(text).replace(std::string(text).find("stop-reading"), 12, "send-hostile-length"), "t.scn");
+        REQUIRE(refused.errors.size() == 1);
+        CHECK(refused.errors.front().starts_with("t.scn:6:15: expected an action frame-echo honours"));
+        Scenario scenario = parsed(text);
+        scenario.actions.back().action = "send-hostile-length";
+        const ScenarioReport report = run_scenario(scenario);
         CHECK_FALSE(report.passed);
-        CHECK(report.setup_error == "action send-hostile-length (line 6): frame-echo does not do it");
+        CHECK(report.setup_error == "t.scn:6:1: action send-hostile-length: frame-echo does not do it");
     }
 }
 

@@ -224,7 +224,7 @@ TEST_CASE("generated scenarios are written back to text that parses to the same 
             text += "at " + duration() + " " + client + " " + pick({"close", "stop", "restart", "stop-reading"}) + "\n";
         text += "expect " + client + " frames-verified " + pick({"100", "1_000", "0"}) + "\n";
         if (n(0, 1) == 1)
-            text += "expect " + client + " reconnect-at 0 " + duration() + "\n";
+            text += "expect " + client + " heartbeats " + pick({"0", "3"}) + "\n";
         text += pick({"expect no-fd-leak\n", "expect done-by " + duration() + "\n", ""});
         RC_ASSERT(round_trip_problem(text) == std::string());
     });
