@@ -5,8 +5,11 @@
 #include <rapidcheck.h>
 #include <catch2/catch.hpp>
 
+#include <fstream>
+#include <map>
 #include <string>
 #include <variant>
+#include <vector>
 
 namespace eagain::harness {
 namespace {
@@ -449,6 +452,65 @@ TEST_CASE("any text at all parses without crashing into well-formed errors", "[s
         RC_ASSERT(result.errors.size() <= max_errors);
     });
     CHECK(ok_words);
+}
+
+}  // namespace eagain::harness
+
+namespace eagain::harness {
+namespace {
+
+// The docs' two tables of app kinds, row by row: "| `kind` | ... |".
+std::map<std::string, std::vector<std::string>> docs_rows(std::string_view first_header) {
+    std::ifstream in(std::string(EAGAIN_SOURCE_DIR) + "/docs/scenario-language.md");
+    REQUIRE(in);
+    std::map<std::string, std::vector<std::string>> rows;
+    bool inside = false;
+    for (std::string line; std::getline(in, line);) {
+        if (line.starts_with(first_header)) {
+            inside = true;
+            continue;
+        }
+        if (!inside || line.starts_with("|---"))
+            continue;
+        if (!line.starts_with("| `"))
+            break;
+        std::vector<std::string> cells;
+        std::size_t at = 1;
+        for (std::size_t bar; (bar = line.find(" |", at)) != std::string::npos; at = bar + 2)
+            cells.push_back(line.substr(at + 1, bar - at - 1));
+        const std::string kind = cells.front().substr(1, cells.front().size() - 2);
+        rows[kind] = cells;
+    }
+    return rows;
+}
+
+}  // namespace
+
+TEST_CASE("the docs' tables of app kinds say what each kind's entry says", "[scenario]") {
+    const auto options = docs_rows("| kind | what it does | options (defaults) |");
+    const auto checks = docs_rows("| kind | actions | expectations |");
+    REQUIRE(options.size() == app_kind_entries().size());
+    REQUIRE(checks.size() == app_kind_entries().size());
+    const auto listed = [](const std::string& cell) {
+        std::vector<std::string> words;
+        for (std::size_t open = cell.find('`'); open != std::string::npos; open = cell.find('`', open)) {
+            const std::size_t close = cell.find('`', open + 1);
+            words.push_back(cell.substr(open + 1, close - open - 1));
+            open = close + 1;
+        }
+        return words;
+    };
+    for (const AppKindEntry& kind : app_kind_entries()) {
+        const std::string name(kind.kind);
+        INFO(name);
+        REQUIRE(options.contains(name));
+        for (const OptionRule& rule : kind.options)
+            CHECK(options.at(name).back().find("`" + std::string(rule.key)) != std::string::npos);
+        REQUIRE(checks.contains(name));
+        CHECK(listed(checks.at(name)[1]) == std::vector<std::string>(kind.actions.begin(), kind.actions.end()));
+        CHECK(listed(checks.at(name)[2]) ==
+              std::vector<std::string>(kind.expectations.begin(), kind.expectations.end()));
+    }
 }
 
 }  // namespace eagain::harness
