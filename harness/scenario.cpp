@@ -799,21 +799,9 @@ private:
         in_flight_bytes_ += in_flight_bytes;
     }
 
-    void fault(Cursor& c, const Word& first) {
-        SyscallFaultSpec spec;
-        const Word host_word = c.peek();
-        spec.host = host(c);
-        spec.where = where(first);
-        std::size_t& rules = fault_rules_per_host_[spec.host];
-        if (rules >= max_fault_rules_per_host)
-            fail_total(host_word, "a host with fewer fault rules",
-                       "at most " + std::to_string(max_fault_rules_per_host) + " fault rules on one host");
-        const Word call_word = c.take();
-        const std::optional<SysCall> call = sys_call_from_string(call_word.text);
-        if (!call)
-            fail(call_word, "a syscall name (send, recv, sendmsg, accept4, connect, epoll_wait, ...)");
-        FaultRule& rule = spec.rule;
-        rule.call = *call;
+    // The selector of a fault rule ("call 3", "chance 1/8", ...), into rule;
+    // its first word, for the problems found later.
+    Word fault_selector(Cursor& c, FaultRule& rule) {
         const Word selector = c.take();
         if (selector.text == "always") {
             rule.when = CallSelector::every_call;
@@ -838,6 +826,25 @@ private:
         } else {
             fail(selector, "a selector (always, call N, calls N,N,..., every N, from N, offset S, chance N/D)");
         }
+        return selector;
+    }
+
+    void fault(Cursor& c, const Word& first) {
+        SyscallFaultSpec spec;
+        const Word host_word = c.peek();
+        spec.host = host(c);
+        spec.where = where(first);
+        std::size_t& rules = fault_rules_per_host_[spec.host];
+        if (rules >= max_fault_rules_per_host)
+            fail_total(host_word, "a host with fewer fault rules",
+                       "at most " + std::to_string(max_fault_rules_per_host) + " fault rules on one host");
+        const Word call_word = c.take();
+        const std::optional<SysCall> call = sys_call_from_string(call_word.text);
+        if (!call)
+            fail(call_word, "a syscall name (send, recv, sendmsg, accept4, connect, epoll_wait, ...)");
+        FaultRule& rule = spec.rule;
+        rule.call = *call;
+        const Word selector = fault_selector(c, rule);
         while (c.peek().text == "fd" || c.peek().text == "times") {
             const Word key = c.take();
             if (key.text == "fd")
@@ -1003,37 +1010,42 @@ private:
                 fail(what, "an expectation " + find_app(spec.app)->kind + " observes (" + list(kind.expectations) +
                                ", done-by)");
             spec.what = std::string(what.text);
-            const auto argument = [&](auto check) {
-                spec.arguments.emplace_back(std::string(c.peek().text));
-                check();
-            };
-            if (spec.what == "frames-verified" || spec.what == "heartbeats") {
-                argument([&] { count(c); });
-            } else if (spec.what == "max-buffered" || spec.what == "bytes-received") {
-                argument([&] { size(c); });
-            } else if (spec.what == "done-by") {
-                argument([&] { duration(c); });
-            } else if (spec.what == "error") {
-                argument([&] {
-                    const Word w = c.take();
-                    if (!errno_fault(w.text) && !one_of(w.text, close_reasons))
-                        fail(w, "an errno name (ECONNRESET, EPIPE, ETIMEDOUT, ...) or a close reason (" +
-                                    list(close_reasons) + ")");
-                });
-            } else if (spec.what == "state") {
-                argument([&] {
-                    const Word w = c.take();
-                    if (!one_of(w.text, connection_states))
-                        fail(w, "a connection state (" + list(connection_states) + ")");
-                });
-            } else if (spec.what == "reconnect-at") {
-                if (c.done())
-                    fail(c.peek(), "one or more times");
-                while (!c.done())
-                    argument([&] { duration(c); });
-            }
+            app_expectation_arguments(c, spec);
         }
         result_.scenario.expectations.push_back(std::move(spec));
+    }
+
+    // What follows "expect APP WHAT", checked by WHAT, each word as written.
+    void app_expectation_arguments(Cursor& c, ExpectSpec& spec) {
+        const auto argument = [&](auto check) {
+            spec.arguments.emplace_back(std::string(c.peek().text));
+            check();
+        };
+        if (spec.what == "frames-verified" || spec.what == "heartbeats") {
+            argument([&] { count(c); });
+        } else if (spec.what == "max-buffered" || spec.what == "bytes-received") {
+            argument([&] { size(c); });
+        } else if (spec.what == "done-by") {
+            argument([&] { duration(c); });
+        } else if (spec.what == "error") {
+            argument([&] {
+                const Word w = c.take();
+                if (!errno_fault(w.text) && !one_of(w.text, close_reasons))
+                    fail(w, "an errno name (ECONNRESET, EPIPE, ETIMEDOUT, ...) or a close reason (" +
+                                list(close_reasons) + ")");
+            });
+        } else if (spec.what == "state") {
+            argument([&] {
+                const Word w = c.take();
+                if (!one_of(w.text, connection_states))
+                    fail(w, "a connection state (" + list(connection_states) + ")");
+            });
+        } else if (spec.what == "reconnect-at") {
+            if (c.done())
+                fail(c.peek(), "one or more times");
+            while (!c.done())
+                argument([&] { duration(c); });
+        }
     }
 
     ParseResult result_;
