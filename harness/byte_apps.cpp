@@ -20,6 +20,7 @@
 //                  connection from offset 0, and closes on the peer's FIN;
 //                  fewer than `bytes` by then is an error, a wrong byte a
 //                  mismatch (and the connection is closed at once).
+#include "apps/listener.h"
 #include "core/assert.h"
 #include "core/byte_buffer.h"
 #include "core/reactor.h"
@@ -83,13 +84,9 @@ constexpr std::size_t echo_resume_reading_bytes = echo_output_limit_bytes / 2;
 // all asks the reactor to wake it again (no new edge comes for bytes
 // already queued).
 constexpr int rounds_per_wakeup = 4;
-// Servers: accept4 calls per readiness event (the listener is
-// level-triggered, so the rest come on the next poll), EINTRs retried in a
-// row, and how long accepting pauses after EMFILE and the like.
-constexpr std::size_t max_accepts_per_wakeup = 64;
-constexpr int max_accept_eintr_retries = 16;
-constexpr Nanos accept_pause = 100ms;
-constexpr int default_backlog = 1024;
+// Servers: the listen backlog when the `backlog` option is absent (the
+// accept path's own bounds are ListenerOptions' defaults).
+constexpr int default_backlog = ListenerOptions{}.backlog;
 // Beyond this many open connections a server closes new ones at once.
 constexpr std::size_t max_connections_per_server = 100'000;
 // bulk-sender: bytes offered per send (the `chunk` option's default and
@@ -135,94 +132,6 @@ private:
 
 // --- servers -------------------------------------------------------------------
 
-// A listening socket, and accept4(2)'s errors as FrameEchoServer handles
-// them: EAGAIN ends the batch, EINTR is retried (bounded), ECONNABORTED
-// skips a connection that is already gone, anything else (EMFILE, ENFILE,
-// ENOBUFS, ENOMEM) pauses accepting for accept_pause, since a
-// level-triggered listener would report the same waiting connection on
-// every poll.
-class Listener final : private Reactor::Handler {
-public:
-    using Accepted = std::function<void(int fd)>;
-
-    Listener(Reactor& reactor, Accepted accepted) : reactor_(reactor), accepted_(std::move(accepted)) {}
-    ~Listener() { close(); }
-    Listener(const Listener&) = delete;
-    Listener& operator=(const Listener&) = delete;
-
-    // socket, SO_REUSEADDR, bind, listen, register; the failing errno.
-    VoidResult open(const SockAddr& address, int backlog) {
-        EAGAIN_ASSERT(fd_ < 0);
-        Sys& sys = reactor_.sys();
-        const FdResult socket = sys.socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (!socket.ok())
-            return VoidResult::failure(socket.error);
-        VoidResult r = sys.set_int_option(socket.value, SOL_SOCKET, SO_REUSEADDR, 1);
-        if (r.ok())
-            r = sys.bind(socket.value, address);
-        if (r.ok())
-            r = sys.listen(socket.value, backlog);
-        if (r.ok())
-            r = reactor_.add(socket.value, EPOLLIN, *this);
-        if (!r.ok()) {
-            (void)sys.close(socket.value);
-            return r;
-        }
-        fd_ = socket.value;
-        return r;
-    }
-
-    void close() {
-        if (resume_timer_)
-            reactor_.cancel_timer(*resume_timer_);
-        resume_timer_.reset();
-        if (fd_ < 0)
-            return;
-        if (reactor_.registered(fd_))
-            (void)reactor_.remove(fd_);
-        (void)reactor_.sys().close(fd_);
-        fd_ = -1;
-    }
-
-private:
-    void on_ready(std::uint32_t /*events*/) override {
-        int interrupted = 0;
-        for (std::size_t accepted = 0; accepted < max_accepts_per_wakeup && fd_ >= 0;) {
-            const FdResult r = reactor_.sys().accept4(fd_, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-            if (!r.ok()) {
-                if (would_block(r.error))
-                    return;
-                if (r.error == EINTR && ++interrupted <= max_accept_eintr_retries)
-                    continue;
-                // accept(2): the connection was aborted before we took it;
-                // the next one may be fine.
-                if (r.error == ECONNABORTED)
-                    continue;
-                pause();
-                return;
-            }
-            ++accepted;
-            accepted_(r.value);
-        }
-    }
-
-    void pause() {
-        if (resume_timer_ || fd_ < 0)
-            return;
-        (void)reactor_.modify(fd_, 0);
-        resume_timer_ = reactor_.add_timer(reactor_.sys().now() + accept_pause, [this] {
-            resume_timer_.reset();
-            if (fd_ >= 0)
-                (void)reactor_.modify(fd_, EPOLLIN);
-        });
-    }
-
-    Reactor& reactor_;
-    Accepted accepted_;
-    int fd_ = -1;
-    std::optional<Reactor::TimerId> resume_timer_;  // cancelled by close(): it captures this
-};
-
 // One accepted connection of a byte server.
 class ServerConnection {
 public:
@@ -243,14 +152,13 @@ public:
     explicit ByteServerApp(const AppContext& context)
         : reactor_(context.reactor),
           address_(context.address),
-          backlog_(static_cast<int>(
-              std::clamp<std::uint64_t>(option_size(context.spec, "backlog", default_backlog), 1, 1U << 16))),
-          listener_(context.reactor, [this](int fd) { accepted(fd); }) {
+          listener_(context.reactor, listener_options(context.spec),
+                    [this](int fd, const SockAddr& /*peer*/) { accepted(fd); }) {
         transport_.trigger = trigger_of(context.spec);
     }
     ~ByteServerApp() override { stop(); }
 
-    VoidResult start() override { return listener_.open(address_, backlog_); }
+    VoidResult start() override { return listener_.open(address_); }
     void stop() override {
         listener_.close();
         if (sweep_timer_)
@@ -286,6 +194,13 @@ protected:
     virtual std::unique_ptr<ServerConnection> make_connection(int fd, std::uint64_t number) = 0;
 
 private:
+    static ListenerOptions listener_options(const AppSpec& spec) {
+        ListenerOptions options;
+        options.backlog = static_cast<int>(std::clamp<std::uint64_t>(
+            option_size(spec, "backlog", static_cast<std::uint64_t>(default_backlog)), 1, 1U << 16));
+        return options;
+    }
+
     void accepted(int fd) {
         ++accepted_count_;
         if (connections_.size() >= max_connections_per_server) {
@@ -299,7 +214,6 @@ private:
 
     Reactor& reactor_;
     SockAddr address_;
-    int backlog_;
     TransportOptions transport_;
     Listener listener_;
     bool held_ = false;
