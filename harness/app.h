@@ -97,7 +97,7 @@ struct AppKind {
 // kind -> how to run it, for every kind the runner can run.
 const std::map<std::string, AppKind>& builtin_app_kinds();
 // kinds with the byte-stream kinds added: byte-echo, bulk-sender and
-// bulk-receiver (harness/byte_apps.cpp).
+// bulk-receiver (harness/byte_apps.cpp, adapting apps/byte_apps.h).
 std::map<std::string, AppKind> add_byte_app_kinds(std::map<std::string, AppKind> kinds);
 
 // An app's options as values; the parser checked their form, so a missing
