@@ -97,6 +97,8 @@ public:
 
     // Listens; the failing errno.
     VoidResult open();
+    // The bound address (with the kernel-chosen port).
+    SockAddr local_address() const { return listener_.local_address(); }
     // Stops accepting and closes every connection at once.
     void stop();
     // Every connection, and every one accepted while held, stops (true) or
