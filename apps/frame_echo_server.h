@@ -6,12 +6,10 @@
 // human should know (a hostile frame, with the peer and the reason; accept
 // failures) goes to the log callback.
 //
-// Accepting: at most max_accepts_per_wakeup per readiness event (the
-// listening socket is level-triggered, so the rest come next poll).
-// accept4(2)'s errors: EAGAIN ends the batch, EINTR retries, ECONNABORTED
-// skips that connection (it is already gone), and EMFILE/ENFILE/ENOBUFS/
-// ENOMEM pause accepting for accept_pause, since a level-triggered listener
-// would otherwise report the same waiting connection on every poll.
+// Accepting is apps/listener.h's: at most max_accepts_per_wakeup per
+// readiness event; EAGAIN ends the batch, EINTR retries (bounded),
+// ECONNABORTED skips that connection, and EMFILE/ENFILE/ENOBUFS/ENOMEM are
+// logged and pause accepting for accept_pause.
 //
 // Reading can be paused for every connection at once (pause_reading: the
 // peers' sends then meet a zero window), including those accepted while it
@@ -20,6 +18,7 @@
 #pragma once
 
 #include "apps/connection_tally.h"
+#include "apps/listener.h"
 #include "core/connection_driver.h"
 #include "core/reactor.h"
 #include "core/sys.h"
@@ -35,6 +34,7 @@ namespace eagain {
 
 struct EchoServerOptions {
     SockAddr listen_address = SockAddr::ipv4_loopback(0);  // port 0: the kernel picks
+    // The listener's (ListenerOptions, with its EINTR bound).
     int backlog = 1024;
     TransportOptions transport;
     ConnectionConfig connection;
@@ -53,7 +53,7 @@ struct EchoServerStats {
     std::uint64_t accept_errors = 0;  // EMFILE and the like
 };
 
-class FrameEchoServer final : private Reactor::Handler, private ConnectionDriver::App {
+class FrameEchoServer final : private ConnectionDriver::App {
 public:
     using Log = std::function<void(std::string_view)>;
 
@@ -83,12 +83,11 @@ public:
     ConnectionTally tally() const;
 
 private:
-    void on_ready(std::uint32_t events) override;
     void on_frame(ConnectionDriver& driver, const Frame& frame) override;
     void on_closed(ConnectionDriver& driver, const CloseInfo& info, bool reconnecting) override;
     void on_transition(ConnectionDriver& driver, const Transition& transition) override;
-    void accept_one_batch();
-    void pause_accepting();
+    void accepted(int fd, const SockAddr& peer);
+    void accept_failed(int error);
     void sweep_finished();
     void log(std::string_view line) const;
 
@@ -96,10 +95,8 @@ private:
     Sys& sys_;
     EchoServerOptions options_;
     Log log_;
-    int listener_ = -1;
-    // Pending timers, cancelled by stop(): they capture this.
-    std::optional<Reactor::TimerId> accept_resume_timer_;
-    std::optional<Reactor::TimerId> sweep_timer_;
+    Listener listener_;
+    std::optional<Reactor::TimerId> sweep_timer_;                 // cancelled by stop(): it captures this
     std::vector<std::unique_ptr<ConnectionDriver>> connections_;  // in accept order
     EchoServerStats stats_;
     ConnectionTally tally_;  // transitions and endings of all; stats of the freed connections

@@ -52,6 +52,11 @@ namespace eagain {
 enum class TriggerMode : std::uint8_t { level, edge, oneshot };
 std::string_view to_string(TriggerMode mode) noexcept;
 
+// Consecutive EINTRs a call is retried at once before the step goes back to
+// the reactor: Transport's send/recv (TransportOptions) and the listener's
+// accept4 (apps/listener.h) share this bound.
+inline constexpr int default_max_eintr_retries = 16;
+
 struct TransportOptions {
     TriggerMode trigger = TriggerMode::level;
     // Upper bound on bytes read per wake-up (fairness between peers).
@@ -60,7 +65,7 @@ struct TransportOptions {
     std::size_t recv_chunk_bytes = 64U * 1024U;
     // Consecutive EINTRs retried within one call before giving the step
     // back to the reactor (which wakes the transport again).
-    int max_eintr_retries = 16;
+    int max_eintr_retries = default_max_eintr_retries;
 };
 
 enum class ReadStatus : std::uint8_t {

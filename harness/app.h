@@ -98,7 +98,7 @@ struct AppBuilder {
 // kind -> how to build it, for every kind of app_kind_entries().
 const std::map<std::string, AppBuilder>& app_builders();
 // builders with the byte-stream kinds added: byte-echo, bulk-sender and
-// bulk-receiver (harness/byte_apps.cpp).
+// bulk-receiver (harness/byte_apps.cpp, adapting apps/byte_apps.h).
 std::map<std::string, AppBuilder> add_byte_app_builders(std::map<std::string, AppBuilder> builders);
 
 // An app's options as values; the parser checked their form, so a missing

@@ -1,9 +1,9 @@
-// The byte-stream app kinds (harness/byte_apps.cpp) in scenarios: what each
-// promises, checked through the runner's expectations and the trace, and,
-// for the pitfalls they guard against, a deliberately buggy app in their
-// place that the same scenario catches.
+// The byte-stream app kinds (apps/byte_apps.h, as harness/byte_apps.cpp
+// runs them) in scenarios: what each promises, checked through the runner's
+// expectations and the trace, and, for the pitfalls they guard against, a
+// deliberately buggy app in their place that the same scenario catches.
 #include "core/transport.h"
-#include "harness/byte_pattern.h"
+#include "apps/byte_pattern.h"
 #include "harness/runner.h"
 #include "harness/scenario.h"
 #include "tests/scenarios/naive_echo_server.h"

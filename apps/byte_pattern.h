@@ -1,5 +1,5 @@
-// The byte stream bulk-sender writes and bulk-receiver checks
-// (harness/byte_apps.cpp), in one place so the two cannot drift apart.
+// The byte stream BulkSender writes and BulkReceiverServer checks
+// (apps/byte_apps.h), in one place so the two cannot drift apart.
 //
 // Byte i of every connection's stream (counted from 0 on that connection)
 // is a function of i alone: i modulo a prime period, mixed so that
@@ -16,7 +16,7 @@
 #include <optional>
 #include <span>
 
-namespace eagain::harness {
+namespace eagain {
 
 // Prime, larger than 2^19 and than any default chunk or buffer size.
 inline constexpr std::uint64_t stream_pattern_period_bytes = 1'000'003;
@@ -30,4 +30,4 @@ void fill_stream_pattern(std::uint64_t offset_bytes, std::span<std::uint8_t> out
 std::optional<std::size_t> first_pattern_mismatch(std::uint64_t offset_bytes,
                                                   std::span<const std::uint8_t> bytes) noexcept;
 
-}  // namespace eagain::harness
+}  // namespace eagain
