@@ -269,13 +269,6 @@ void World::add_reactor(SimKernel& host, Reactor& reactor, FaultySys* faults) {
     });
 }
 
-void World::remove_reactor(const Reactor& reactor) {
-    for (Program& program : programs_) {
-        if (program.reactor == &reactor)
-            program.reactor = nullptr;  // compacted between rounds
-    }
-}
-
 RunStatus World::run_until(Nanos deadline, const std::function<bool()>& done) {
     EAGAIN_ASSERT(!running_);
     running_ = true;
@@ -292,8 +285,6 @@ RunStatus World::run_until(Nanos deadline, const std::function<bool()>& done) {
         bool stepped = false;
         for (std::size_t i = 0; i < programs_.size(); ++i) {
             const Program program = programs_[i];
-            if (program.reactor == nullptr)
-                continue;
             const bool ready =
                 program.host->has_ready_events() || (program.faults != nullptr && program.faults->owes_edges());
             const std::optional<Nanos> due = program.reactor->next_deadline();
@@ -305,7 +296,6 @@ RunStatus World::run_until(Nanos deadline, const std::function<bool()>& done) {
             (void)program.reactor->poll(Nanos{0});
             stepped = true;
         }
-        std::erase_if(programs_, [](const Program& program) { return program.reactor == nullptr; });
         if (stepped) {
             if (now_ != instant) {
                 instant = now_;

@@ -103,7 +103,6 @@ public:
     // an edge, and every fault it injects goes into the trace (this sets
     // its observer).
     void add_reactor(SimKernel& host, Reactor& reactor, FaultySys* faults = nullptr);
-    void remove_reactor(const Reactor& reactor);
 
     // Runs until done() is true (checked before every round), virtual time
     // reaches deadline, nothing can happen any more, or a livelock.
