@@ -114,7 +114,6 @@ void FrameEchoServer::accept_one_batch() {
         ++accepted;
         ++stats_.accepted;
         if (connections_.size() >= options_.max_connections) {
-            ++stats_.refused_over_limit;
             (void)sys_.close(r.value);
             continue;
         }

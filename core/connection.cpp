@@ -631,7 +631,6 @@ void Connection::on_sent(Nanos now, std::size_t k) {
         return;
     }
     output_.consume(k);
-    stats_.bytes_sent += k;
     idle_since_ = now;
     if (backpressure_) {
         alive_since_ = now;  // not reading: the peer taking our bytes is its sign of life

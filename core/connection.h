@@ -285,7 +285,6 @@ std::string_view to_string(StartError error) noexcept;
 
 struct ConnectionStats {
     std::uint64_t bytes_received = 0;
-    std::uint64_t bytes_sent = 0;
     std::uint64_t frames_delivered = 0;  // to the app, heartbeats excluded
     std::uint64_t frames_queued = 0;     // by send_frame
     std::uint64_t pings_sent = 0;

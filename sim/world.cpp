@@ -186,7 +186,6 @@ bool World::handle_next_event() {
     const Event event = events_.back();
     events_.pop_back();
     now_ = std::max(now_, event.time);
-    ++stats_.events;
     switch (event.kind) {
         case EventKind::segment: deliver(event.slot); break;
         case EventKind::endpoint_timer: {
@@ -292,7 +291,6 @@ RunStatus World::run_until(Nanos deadline, const std::function<bool()>& done) {
                 continue;
             if (!ready && trace_.enabled())
                 trace_.line(now_, "timer").field("host", program.host->name());
-            ++stats_.program_steps;
             (void)program.reactor->poll(Nanos{0});
             stepped = true;
         }

@@ -61,8 +61,6 @@ struct WorldStats {
     std::uint64_t segments_sent = 0;
     std::uint64_t segments_dropped = 0;
     std::uint64_t retransmissions = 0;
-    std::uint64_t events = 0;
-    std::uint64_t program_steps = 0;
 };
 
 class World {
