@@ -115,8 +115,8 @@ private:
     int open_error_ = 0;
     bool stopped_ = false;
     std::vector<Registration> registrations_;  // by fd
-    std::vector<int> wake_again_fds_;      // in request order
-    std::vector<int> wake_again_running_;  // the pass run_wake_agains() is dispatching
+    std::vector<int> wake_again_fds_;          // in request order
+    std::vector<int> wake_again_running_;      // the pass run_wake_agains() is dispatching
     std::vector<EpollEvent> events_;
     std::map<TimerId, std::function<void()>> timers_;
     std::uint64_t next_timer_sequence_ = 0;
