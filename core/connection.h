@@ -219,7 +219,8 @@ ConfigError validate(const ConnectionConfig& config, ConnectionRole role) noexce
 
 // The machine's timers, in the order tick() runs those that are due at once
 // (a late tick). At most the ones a state allows are armed: connect_timeout
-// while connecting, reconnect in backoff, the others while a socket is open.
+// while connecting, reconnect in backoff, the others only while a socket is
+// open.
 enum class TimerKind : std::uint8_t {
     connect_timeout,  // connecting for connect_timeout: the attempt fails (ETIMEDOUT)
     reconnect,        // backoff over: the next connect starts
@@ -227,7 +228,7 @@ enum class TimerKind : std::uint8_t {
     dead_peer,        // nothing received for dead_peer_intervals intervals: it ends
     heartbeat,        // established and idle for heartbeat_idle_timeout: a ping
 };
-inline constexpr std::size_t timer_kind_count = 5;
+inline constexpr std::size_t timer_kind_count = 5;  // TimerKinds, and rows of the table
 std::string_view to_string(TimerKind kind) noexcept;
 
 struct ConnectionTimer {
@@ -357,8 +358,8 @@ public:
     void close(Nanos now);
     // The app stops reading from the peer: wants_read() is false and
     // dead-peer detection is suspended (a pong we do not read proves
-    // nothing); kept across reconnects. Allowed in every state, idempotent. resume_reading() undoes it and restarts
-    // the dead-peer clock at now.
+    // nothing); kept across reconnects. Allowed in every state, idempotent.
+    // resume_reading() undoes it and restarts the dead-peer clock at now.
     void pause_reading(Nanos now);
     void resume_reading(Nanos now);
 
