@@ -81,7 +81,6 @@ ConnectionTally FrameEchoServer::tally() const {
 void FrameEchoServer::accepted(int fd, const SockAddr& peer) {
     ++stats_.accepted;
     if (connections_.size() >= options_.max_connections) {
-        ++stats_.refused_over_limit;
         (void)sys_.close(fd);
         return;
     }

@@ -45,8 +45,7 @@ struct EchoServerOptions {
 };
 
 struct EchoServerStats {
-    std::uint64_t accepted = 0;
-    std::uint64_t refused_over_limit = 0;
+    std::uint64_t accepted = 0;  // including those closed at once over max_connections
     std::uint64_t closed = 0;
     std::uint64_t frames_echoed = 0;
     std::uint64_t hostile_frames = 0;

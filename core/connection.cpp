@@ -13,14 +13,28 @@ constexpr std::size_t header_bytes = DefaultHeader::size_bytes;
 // reserved1 of a heartbeat frame.
 constexpr std::uint32_t heartbeat_ping = 0;
 constexpr std::uint32_t heartbeat_pong = 1;
-// tick() handles one deadline per pass; one tick can chain at most
-// close -> backoff (zero delay) -> connecting, so a few passes suffice.
+// tick() expires one timer per pass; one tick can chain at most
+// close -> backoff (a delay jittered down to zero) -> connecting, so a few
+// passes suffice.
 constexpr int tick_passes_max = 4;
 
 FrameSpec spec_for(const ConnectionConfig& config) {
     FrameSpec spec;
     spec.max_frame_bytes = config.max_frame_bytes;
     return spec;
+}
+
+// Row i of the timer table is TimerKind i: every kind has exactly one row
+// (the table's size is timer_kind_count), in the kinds' order, which is the
+// order tick() runs timers due at once.
+template <class Rows>
+constexpr bool rows_in_kind_order(const Rows& rows) {
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+        if (static_cast<std::size_t>(rows[i].kind) != i) {
+            return false;
+        }
+    }
+    return true;
 }
 
 const ConnectionConfig& checked(const ConnectionConfig& config, ConnectionRole role) {
@@ -140,6 +154,17 @@ std::string_view to_string(StartError error) noexcept {
         case StartError::wrong_role: return "wrong_role";
     }
     return "unknown StartError";
+}
+
+std::string_view to_string(TimerKind kind) noexcept {
+    switch (kind) {
+        case TimerKind::connect_timeout: return "connect_timeout";
+        case TimerKind::reconnect: return "reconnect";
+        case TimerKind::close_timeout: return "close_timeout";
+        case TimerKind::dead_peer: return "dead_peer";
+        case TimerKind::heartbeat: return "heartbeat";
+    }
+    return "unknown TimerKind";
 }
 
 std::string to_string(const Transition& transition) {
@@ -297,10 +322,6 @@ bool Connection::dead_peer_watched() const noexcept {
     return config_.dead_peer_intervals > 0 && reading() && !read_paused_;
 }
 
-Nanos Connection::dead_peer_deadline() const noexcept {
-    return alive_since_ + config_.heartbeat_idle_timeout * config_.dead_peer_intervals;
-}
-
 // ---------------------------------------------------------------------------
 // Starting and ending a socket
 
@@ -346,6 +367,7 @@ void Connection::end(Nanos now, const CloseInfo& info) {
     }
     output_.clear();
     backpressure_ = false;
+    close_deadline_.reset();  // the graceful close, if one was under way, is over
     close_info_ = info;
 
     const bool retry = role_ == ConnectionRole::client && config_.reconnect && !local_close_ &&
@@ -609,7 +631,6 @@ void Connection::on_sent(Nanos now, std::size_t k) {
         return;
     }
     output_.consume(k);
-    stats_.bytes_sent += k;
     idle_since_ = now;
     if (backpressure_) {
         alive_since_ = now;  // not reading: the peer taking our bytes is its sign of life
@@ -641,60 +662,91 @@ void Connection::on_error(Nanos now, int errno_value) {
 void Connection::tick(Nanos now) {
     observe(now);
     for (int pass = 0; pass < tick_passes_max; ++pass) {
-        const std::optional<Nanos> deadline = next_deadline();
-        if (!deadline || *deadline > now) {
+        // Of the timers due, the first in table order: expiring one can
+        // disarm or move the others, so each pass looks again.
+        const auto due = std::find_if(timers_.begin(), timers_.end(), [&](const TimerEntry& timer) {
+            const std::optional<Nanos> at = (this->*timer.deadline)();
+            return at && *at <= now;
+        });
+        if (due == timers_.end()) {
             return;
         }
-        const bool worked = tick_once(now);
-        EAGAIN_ASSERT(worked);  // a due deadline always has work
+        (this->*due->expire)(now);
     }
 }
 
-bool Connection::tick_once(Nanos now) {
-    switch (state_) {
-        case ConnectionState::idle:
-        case ConnectionState::closed: return false;
-        case ConnectionState::connecting:
-            if (config_.connect_timeout > Nanos{0} && now >= connect_deadline_) {
-                end(now, CloseInfo{CloseReason::connect_timeout, ETIMEDOUT, {}});
-                return true;
-            }
-            return false;
-        case ConnectionState::backoff:
-            if (now >= reconnect_at_) {
-                start_connect(now);
-                return true;
-            }
-            return false;
-        case ConnectionState::established:
-        case ConnectionState::half_closed_local:
-        case ConnectionState::half_closed_remote:
-        case ConnectionState::closing: break;
+// ---------------------------------------------------------------------------
+// Timers: one row per TimerKind, its deadline and its expiry side by side
+
+constexpr std::array<Connection::TimerEntry, timer_kind_count> Connection::timers_{{
+    {TimerKind::connect_timeout, &Connection::connect_timeout_deadline, &Connection::expire_connect_timeout},
+    {TimerKind::reconnect, &Connection::reconnect_deadline, &Connection::expire_reconnect},
+    {TimerKind::close_timeout, &Connection::close_timeout_deadline, &Connection::expire_close_timeout},
+    {TimerKind::dead_peer, &Connection::dead_peer_deadline, &Connection::expire_dead_peer},
+    {TimerKind::heartbeat, &Connection::heartbeat_deadline, &Connection::expire_heartbeat},
+}};
+
+std::optional<Nanos> Connection::connect_timeout_deadline() const noexcept {
+    if (state_ != ConnectionState::connecting || config_.connect_timeout == Nanos{0}) {
+        return std::nullopt;
     }
-    if (close_deadline_ && now >= *close_deadline_) {
-        end(now, CloseInfo{CloseReason::close_timeout, 0, {}});
-        return true;
+    return connect_deadline_;
+}
+
+void Connection::expire_connect_timeout(Nanos now) {
+    end(now, CloseInfo{CloseReason::connect_timeout, ETIMEDOUT, {}});
+}
+
+std::optional<Nanos> Connection::reconnect_deadline() const noexcept {
+    if (state_ != ConnectionState::backoff) {
+        return std::nullopt;
     }
-    if (dead_peer_watched() && now >= dead_peer_deadline()) {
-        end(now, CloseInfo{CloseReason::dead_peer, 0, {}});
-        return true;
+    return reconnect_at_;
+}
+
+void Connection::expire_reconnect(Nanos now) {
+    start_connect(now);
+}
+
+std::optional<Nanos> Connection::close_timeout_deadline() const noexcept {
+    return close_deadline_;  // armed only while a socket is open, cleared by end()
+}
+
+void Connection::expire_close_timeout(Nanos now) {
+    end(now, CloseInfo{CloseReason::close_timeout, 0, {}});
+}
+
+std::optional<Nanos> Connection::dead_peer_deadline() const noexcept {
+    if (!dead_peer_watched()) {
+        return std::nullopt;
     }
-    if (state_ == ConnectionState::established && config_.heartbeat_idle_timeout > Nanos{0} &&
-        now >= idle_since_ + config_.heartbeat_idle_timeout) {
-        idle_since_ = now;  // the next ping is one idle period away, sent or not
-        // Unsent output already is traffic for the peer; a ping behind it
-        // would add nothing.
-        if (output_.empty() && queue_heartbeat(now, next_ping_seq_, heartbeat_ping)) {
-            ++next_ping_seq_;
-            ++stats_.pings_sent;
-            Event event;
-            event.kind = EventKind::heartbeat_sent;
-            event.at = now;
-            events_.push(event);
-        }
-        return true;
+    return alive_since_ + config_.heartbeat_idle_timeout * config_.dead_peer_intervals;
+}
+
+void Connection::expire_dead_peer(Nanos now) {
+    end(now, CloseInfo{CloseReason::dead_peer, 0, {}});
+}
+
+std::optional<Nanos> Connection::heartbeat_deadline() const noexcept {
+    if (state_ != ConnectionState::established || config_.heartbeat_idle_timeout == Nanos{0}) {
+        return std::nullopt;
     }
-    return false;
+    return idle_since_ + config_.heartbeat_idle_timeout;
+}
+
+void Connection::expire_heartbeat(Nanos now) {
+    idle_since_ = now;  // the next ping is one idle period away, sent or not
+    // Unsent output already is traffic for the peer; a ping behind it would
+    // add nothing.
+    if (!output_.empty() || !queue_heartbeat(now, next_ping_seq_, heartbeat_ping)) {
+        return;
+    }
+    ++next_ping_seq_;
+    ++stats_.pings_sent;
+    Event event;
+    event.kind = EventKind::heartbeat_sent;
+    event.at = now;
+    events_.push(event);
 }
 
 // ---------------------------------------------------------------------------
@@ -780,31 +832,21 @@ bool Connection::wants_write() const noexcept {
 }
 
 std::optional<Nanos> Connection::next_deadline() const noexcept {
-    switch (state_) {
-        case ConnectionState::idle:
-        case ConnectionState::closed: return std::nullopt;
-        case ConnectionState::connecting:
-            if (config_.connect_timeout > Nanos{0}) {
-                return connect_deadline_;
-            }
-            return std::nullopt;
-        case ConnectionState::backoff: return reconnect_at_;
-        case ConnectionState::established:
-        case ConnectionState::half_closed_local:
-        case ConnectionState::half_closed_remote:
-        case ConnectionState::closing: break;
+    const std::optional<ConnectionTimer> timer = next_timer();
+    if (!timer) {
+        return std::nullopt;
     }
-    std::optional<Nanos> earliest = close_deadline_;
-    const auto consider = [&earliest](Nanos at) {
-        if (!earliest || at < *earliest) {
-            earliest = at;
+    return timer->at;
+}
+
+std::optional<ConnectionTimer> Connection::next_timer() const noexcept {
+    static_assert(rows_in_kind_order(timers_), "one timer row per TimerKind, in its order");
+    std::optional<ConnectionTimer> earliest;
+    for (const TimerEntry& timer : timers_) {
+        const std::optional<Nanos> at = (this->*timer.deadline)();
+        if (at && (!earliest || *at < earliest->at)) {
+            earliest = ConnectionTimer{timer.kind, *at};
         }
-    };
-    if (dead_peer_watched()) {
-        consider(dead_peer_deadline());
-    }
-    if (state_ == ConnectionState::established && config_.heartbeat_idle_timeout > Nanos{0}) {
-        consider(idle_since_ + config_.heartbeat_idle_timeout);
     }
     return earliest;
 }

@@ -25,18 +25,19 @@
 // called). `closed` is final: make a new Connection to start over.
 //
 // Method groups (none performs I/O):
-//   getters     state(), role(), close_info(), stats(), transitions(),
-//               transition_at(), config(), reading_paused()
+//   getters     state(), role(), config(), close_info(), stats(),
+//               backpressure(), transitions(), transition_count(),
+//               transition_at(), reading_paused()
 //   app inputs  connect(), on_accepted(), send_frame(), close(),
 //               pause_reading(), resume_reading()
 //   misbehaving-peer hook
 //               send_unframed() (a harness playing a broken peer; see there)
-//   socket inputs (handle_*, from the driver)
+//   socket inputs (from the driver)
 //               on_connected(), on_connect_failed(), receive_space() + on_received(),
 //               on_sent(), on_peer_eof(), on_error(), tick()
 //   outputs     take_frames() (frames for the app), pending_output() (bytes to
-//               send), wants_read(), wants_write(), next_deadline(),
-//               poll_action(), poll_event()
+//               send), wants_read(), wants_write(), next_deadline() and
+//               next_timer(), poll_action(), poll_event()
 //
 // The driver's loop, after any input:
 //   1. after on_received() or on_peer_eof(): take_frames(now, on_frame) —
@@ -61,6 +62,10 @@
 // either direction, so none while traffic flows; a ping received is answered
 // with a pong. Heartbeat frames are consumed here and never reach the app; a
 // frame with the heartbeat cmd and a non-empty body is an app frame.
+//
+// Timers (TimerKind): each has one entry in a table in connection.cpp that
+// gives both its deadline in the current state and what its expiry does, so
+// next_deadline() and tick() read the same rows and cannot drift apart.
 //
 // Dead peer: config.dead_peer_intervals heartbeat intervals without receiving
 // a byte close the connection with dead_peer. The pong is what keeps an idle
@@ -212,6 +217,26 @@ ConfigError validate(const ConnectionConfig& config, ConnectionRole role) noexce
 // ---------------------------------------------------------------------------
 // Outputs.
 
+// The machine's timers, in the order tick() runs those that are due at once
+// (a late tick). At most the ones a state allows are armed: connect_timeout
+// while connecting, reconnect in backoff, the others only while a socket is
+// open.
+enum class TimerKind : std::uint8_t {
+    connect_timeout,  // connecting for connect_timeout: the attempt fails (ETIMEDOUT)
+    reconnect,        // backoff over: the next connect starts
+    close_timeout,    // a graceful close took close_timeout: the connection ends
+    dead_peer,        // nothing received for dead_peer_intervals intervals: it ends
+    heartbeat,        // established and idle for heartbeat_idle_timeout: a ping
+};
+inline constexpr std::size_t timer_kind_count = 5;  // TimerKinds, and rows of the table
+std::string_view to_string(TimerKind kind) noexcept;
+
+struct ConnectionTimer {
+    TimerKind kind = TimerKind::connect_timeout;
+    Nanos at{0};
+    friend bool operator==(const ConnectionTimer&, const ConnectionTimer&) = default;  // LCOV_EXCL_BR_LINE
+};
+
 enum class ActionKind : std::uint8_t {
     start_connect,   // create a socket and connect(); report on_connected / on_connect_failed
     shutdown_write,  // shutdown(SHUT_WR): our FIN
@@ -261,7 +286,6 @@ std::string_view to_string(StartError error) noexcept;
 
 struct ConnectionStats {
     std::uint64_t bytes_received = 0;
-    std::uint64_t bytes_sent = 0;
     std::uint64_t frames_delivered = 0;  // to the app, heartbeats excluded
     std::uint64_t frames_queued = 0;     // by send_frame
     std::uint64_t pings_sent = 0;
@@ -332,9 +356,10 @@ public:
     // FIN (at most close_timeout), then close. Without a socket, closes at
     // once. Never reconnects afterwards. Idempotent.
     void close(Nanos now);
-    // The app stops reading from the peer (see "Read pause" above); allowed
-    // in every state, idempotent. resume_reading() undoes it and restarts
-    // the dead-peer clock at now.
+    // The app stops reading from the peer: wants_read() is false and
+    // dead-peer detection is suspended (a pong we do not read proves
+    // nothing); kept across reconnects. Allowed in every state, idempotent.
+    // resume_reading() undoes it and restarts the dead-peer clock at now.
     void pause_reading(Nanos now);
     void resume_reading(Nanos now);
 
@@ -408,6 +433,9 @@ public:
     bool wants_write() const noexcept;
     // When tick() next has something to do; nullopt when nothing is timed.
     std::optional<Nanos> next_deadline() const noexcept;
+    // The armed timer with the earliest deadline (of equal deadlines, the
+    // first in TimerKind order): next_deadline() and what it is for.
+    std::optional<ConnectionTimer> next_timer() const noexcept;
     std::optional<Action> poll_action() noexcept;
     std::optional<Event> poll_event() noexcept;
 
@@ -457,12 +485,28 @@ private:
     void establish(Nanos now);
     void end(Nanos now, const CloseInfo& info);
     Nanos backoff_delay(std::uint32_t retry);
-    void on_activity(Nanos now) noexcept;
     void update_backpressure(Nanos now);
     void note_output_peak() noexcept;
     bool queue_heartbeat(Nanos now, std::uint32_t seq, std::uint32_t kind);
-    bool tick_once(Nanos now);
-    Nanos dead_peer_deadline() const noexcept;
+
+    // One row per TimerKind, in its order (connection.cpp): when the timer
+    // is due in the current state (nullopt: not armed), and what expiry does.
+    struct TimerEntry {
+        TimerKind kind;
+        std::optional<Nanos> (Connection::*deadline)() const noexcept;
+        void (Connection::*expire)(Nanos now);
+    };
+    static const std::array<TimerEntry, timer_kind_count> timers_;
+    std::optional<Nanos> connect_timeout_deadline() const noexcept;
+    std::optional<Nanos> reconnect_deadline() const noexcept;
+    std::optional<Nanos> close_timeout_deadline() const noexcept;
+    std::optional<Nanos> dead_peer_deadline() const noexcept;
+    std::optional<Nanos> heartbeat_deadline() const noexcept;
+    void expire_connect_timeout(Nanos now);
+    void expire_reconnect(Nanos now);
+    void expire_close_timeout(Nanos now);
+    void expire_dead_peer(Nanos now);
+    void expire_heartbeat(Nanos now);
 
     ConnectionRole role_;
     ConnectionConfig config_;
@@ -484,7 +528,7 @@ private:
     Nanos idle_since_{0};   // last byte sent or received, or last ping decision
     Nanos alive_since_{0};  // last proof of life from the peer
     Nanos connect_deadline_{0};
-    std::optional<Nanos> close_deadline_;  // armed on leaving established
+    std::optional<Nanos> close_deadline_;  // armed on leaving established, cleared by end()
     Nanos reconnect_at_{0};
     std::uint32_t retry_ = 0;  // failed attempts since the last established connection
     std::uint32_t next_ping_seq_ = 0;

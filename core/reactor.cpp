@@ -56,7 +56,6 @@ VoidResult Reactor::add(int fd, std::uint32_t interest, Handler& handler) {
     r.handler = &handler;
     r.generation = generation;
     r.wake_again_events = 0;
-    ++registration_count_;
     return result;
 }
 
@@ -71,7 +70,6 @@ VoidResult Reactor::remove(int fd) {
     Registration& r = registrations_[static_cast<std::size_t>(fd)];
     r.handler = nullptr;
     r.wake_again_events = 0;
-    --registration_count_;
     return sys_.epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, EpollEvent{});
 }
 

@@ -74,7 +74,6 @@ public:
     // Forgets the registration (EPOLL_CTL_DEL). Call before close(fd).
     VoidResult remove(int fd);
     bool registered(int fd) const noexcept;
-    std::size_t registration_count() const noexcept { return registration_count_; }
     void wake_again(int fd, std::uint32_t events);
 
     // --- timers ------------------------------------------------------------
@@ -83,7 +82,6 @@ public:
     TimerId add_timer(Nanos deadline, std::function<void()> callback);
     // False if it already ran or was cancelled.
     bool cancel_timer(const TimerId& id);
-    std::size_t timer_count() const noexcept { return timers_.size(); }
 
     // --- stepping ----------------------------------------------------------
     // One step. timeout: the longest to wait for a socket (nullopt: until the
@@ -117,9 +115,8 @@ private:
     int open_error_ = 0;
     bool stopped_ = false;
     std::vector<Registration> registrations_;  // by fd
-    std::size_t registration_count_ = 0;
-    std::vector<int> wake_again_fds_;      // in request order
-    std::vector<int> wake_again_running_;  // the pass run_wake_agains() is dispatching
+    std::vector<int> wake_again_fds_;          // in request order
+    std::vector<int> wake_again_running_;      // the pass run_wake_agains() is dispatching
     std::vector<EpollEvent> events_;
     std::map<TimerId, std::function<void()>> timers_;
     std::uint64_t next_timer_sequence_ = 0;

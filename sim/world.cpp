@@ -186,7 +186,6 @@ bool World::handle_next_event() {
     const Event event = events_.back();
     events_.pop_back();
     now_ = std::max(now_, event.time);
-    ++stats_.events;
     switch (event.kind) {
         case EventKind::segment: deliver(event.slot); break;
         case EventKind::endpoint_timer: {
@@ -269,13 +268,6 @@ void World::add_reactor(SimKernel& host, Reactor& reactor, FaultySys* faults) {
     });
 }
 
-void World::remove_reactor(const Reactor& reactor) {
-    for (Program& program : programs_) {
-        if (program.reactor == &reactor)
-            program.reactor = nullptr;  // compacted between rounds
-    }
-}
-
 RunStatus World::run_until(Nanos deadline, const std::function<bool()>& done) {
     EAGAIN_ASSERT(!running_);
     running_ = true;
@@ -292,8 +284,6 @@ RunStatus World::run_until(Nanos deadline, const std::function<bool()>& done) {
         bool stepped = false;
         for (std::size_t i = 0; i < programs_.size(); ++i) {
             const Program program = programs_[i];
-            if (program.reactor == nullptr)
-                continue;
             const bool ready =
                 program.host->has_ready_events() || (program.faults != nullptr && program.faults->owes_edges());
             const std::optional<Nanos> due = program.reactor->next_deadline();
@@ -301,11 +291,9 @@ RunStatus World::run_until(Nanos deadline, const std::function<bool()>& done) {
                 continue;
             if (!ready && trace_.enabled())
                 trace_.line(now_, "timer").field("host", program.host->name());
-            ++stats_.program_steps;
             (void)program.reactor->poll(Nanos{0});
             stepped = true;
         }
-        std::erase_if(programs_, [](const Program& program) { return program.reactor == nullptr; });
         if (stepped) {
             if (now_ != instant) {
                 instant = now_;

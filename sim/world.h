@@ -61,8 +61,6 @@ struct WorldStats {
     std::uint64_t segments_sent = 0;
     std::uint64_t segments_dropped = 0;
     std::uint64_t retransmissions = 0;
-    std::uint64_t events = 0;
-    std::uint64_t program_steps = 0;
 };
 
 class World {
@@ -103,7 +101,6 @@ public:
     // an edge, and every fault it injects goes into the trace (this sets
     // its observer).
     void add_reactor(SimKernel& host, Reactor& reactor, FaultySys* faults = nullptr);
-    void remove_reactor(const Reactor& reactor);
 
     // Runs until done() is true (checked before every round), virtual time
     // reaches deadline, nothing can happen any more, or a livelock.

@@ -293,6 +293,11 @@ TEST_CASE("every enum value has its own name", "[connection]") {
     CHECK(to_string(StartError::none) == "none");
     CHECK(to_string(StartError::wrong_state) == "wrong_state");
     CHECK(to_string(StartError::wrong_role) == "wrong_role");
+    CHECK(to_string(TimerKind::connect_timeout) == "connect_timeout");
+    CHECK(to_string(TimerKind::reconnect) == "reconnect");
+    CHECK(to_string(TimerKind::close_timeout) == "close_timeout");
+    CHECK(to_string(TimerKind::dead_peer) == "dead_peer");
+    CHECK(to_string(TimerKind::heartbeat) == "heartbeat");
     CHECK(to_string(Transition{sec(1), S::connecting, S::established}) == "connecting => established");
 }
 
@@ -1369,6 +1374,75 @@ TEST_CASE("a tick before the deadline changes nothing, in every state", "[connec
     }
 }
 
+// The timer table (connection.cpp) gives each TimerKind its deadline and its
+// expiry in one row; here every kind is armed alone as the next timer, and
+// ticking at its deadline does what the kind says. A kind added to the enum
+// needs a case below (-Wswitch-enum) and a raised timer_kind_count.
+TEST_CASE("every timer kind is the next deadline in some state and expires as it says", "[connection][timer]") {
+    CHECK(to_string(static_cast<TimerKind>(timer_kind_count)) == "unknown TimerKind");  // count covers the enum
+    const Nanos t = sec(1);
+    for (std::size_t i = 0; i < timer_kind_count; ++i) {
+        const auto kind = static_cast<TimerKind>(i);
+        CAPTURE(to_string(kind));
+        CHECK(to_string(kind) != "unknown TimerKind");
+        switch (kind) {
+            case TimerKind::connect_timeout: {
+                Connection c = connecting_client(t);
+                REQUIRE(c.next_timer() == ConnectionTimer{kind, t + sec(5)});
+                c.tick(t + sec(5));
+                CHECK(c.state() == S::closed);
+                CHECK(c.close_info() == CloseInfo{CloseReason::connect_timeout, ETIMEDOUT, {}});
+                break;
+            }
+            case TimerKind::reconnect: {
+                Connection c = backoff_client(t);
+                REQUIRE(c.next_timer() == ConnectionTimer{kind, t + sec(1)});
+                c.tick(t + sec(1));
+                CHECK(c.state() == S::connecting);
+                CHECK(actions(c) == std::vector<Action>{Action{ActionKind::start_connect, 2}});
+                break;
+            }
+            case TimerKind::close_timeout: {
+                Connection c = half_closed_local(t);
+                REQUIRE(c.next_timer() == ConnectionTimer{kind, t + sec(10)});
+                c.tick(t + sec(10));
+                CHECK(c.state() == S::closed);
+                CHECK(c.close_info() == CloseInfo{CloseReason::close_timeout, 0, {}});
+                break;
+            }
+            case TimerKind::dead_peer: {
+                ConnectionConfig config = test_config();
+                config.close_timeout = Nanos{0};
+                Connection c = half_closed_local(t, config);  // reading, no pings, no close timeout
+                REQUIRE(c.next_timer() == ConnectionTimer{kind, t + sec(90)});
+                c.tick(t + sec(90));
+                CHECK(c.state() == S::closed);
+                CHECK(c.close_info() == CloseInfo{CloseReason::dead_peer, 0, {}});
+                break;
+            }
+            case TimerKind::heartbeat: {
+                Connection c = established_client(t);
+                REQUIRE(c.next_timer() == ConnectionTimer{kind, t + sec(30)});
+                c.tick(t + sec(30));
+                CHECK(flush(c, t + sec(30)) == ping_bytes(0));
+                CHECK(kinds(events(c)) == std::vector<EventKind>{EventKind::heartbeat_sent});
+                CHECK(c.next_timer() == ConnectionTimer{kind, t + sec(60)});
+                break;
+            }
+        }
+    }
+}
+
+TEST_CASE("a late tick with several timers due runs the first in TimerKind order", "[connection][timer]") {
+    const Nanos t = sec(1);
+    ConnectionConfig config = test_config();
+    config.close_timeout = sec(200);
+    Connection c = half_closed_local(t, config);
+    REQUIRE(c.next_timer() == ConnectionTimer{TimerKind::dead_peer, t + sec(90)});  // the earliest
+    c.tick(t + sec(1000));  // close_timeout (+200 s) is due too, and comes first in the order
+    CHECK(c.close_info() == CloseInfo{CloseReason::close_timeout, 0, {}});
+}
+
 TEST_CASE("a late tick does one ping, not one per missed interval", "[connection][heartbeat]") {
     ConnectionConfig config = test_config();
     config.dead_peer_intervals = 0;
@@ -1681,6 +1755,8 @@ TEST_CASE("random input sequences keep the connection's invariants", "[connectio
                     c.tick(now);
                     const auto deadline = c.next_deadline();
                     RC_ASSERT(!deadline || *deadline > now);  // everything due was done
+                    const auto timer = c.next_timer();
+                    RC_ASSERT(deadline == (timer ? std::optional<Nanos>{timer->at} : std::nullopt));
                     break;
                 }
                 case Op::connect: (void)c.connect(now); break;
