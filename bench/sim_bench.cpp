@@ -3,6 +3,10 @@
 //
 // Read the results as ratios within one run:
 //   BM_SimSendRecv / BM_SimSendRecv_Traced   items/s = simulated syscalls/s
+//   BM_SimSendRecv / BM_LoopbackSendRecv     the same six calls per round
+//                                            trip on LinuxSys over loopback:
+//                                            a simulated syscall should cost
+//                                            at most a tenth of a real one
 //   BM_SimEcho100k / BM_LoopbackEcho100k     items/s = frames/s, the same
 //                                            FrameEchoServer + LoadClient in
 //                                            the simulation and on loopback,
@@ -23,9 +27,19 @@
 // and measure the simulation itself; _Traced runs keep the trace hash, as
 // the harness does. Tracing costs a JSON line per syscall, segment and
 // timer, and its FNV-1a hash alone takes about 4 cycles per byte (each step
-// waits for the last multiply), some 150 ns per line: it is a large share
+// waits for the last multiply), some 100 ns per line: it is a large share
 // of a traced run. BM_SimIdleHour runs traced, as a scenario would: an idle
 // hour writes few lines.
+//
+// Where the traced round trip goes (BM_SimSendRecv_Traced, 10 lines and
+// about 1,160 bytes per iteration; perf, issue 12): the FNV-1a chain about
+// 1 us, formatting the JSON about 0.9 us, the simulation 0.45 us. With no
+// hash at all the ratio to untraced is only 0.27; a prototype that hashed
+// binary fields (precomputed key hashes, no text unless a sink wants it)
+// reached 0.34, the rest being the strings callers build per event
+// ("host:port" in send_segment, epoll_wait's ready list, address and flag
+// names). Traced >= 0.5x untraced needs both: a binary hash definition and
+// callers that pass numbers, formatted only when a line is written.
 //
 // Every benchmark checks its results (bytes, frames, heartbeats) and fails
 // with SkipWithError rather than report the speed of a wrong answer.
@@ -119,21 +133,19 @@ int sim_epoll_with(SimKernel& host, int fd) {
 //   client send, server epoll_wait (the network runs until the data is
 //   there), server recv, server send, client epoll_wait, client recv.
 // Six syscalls; items/s = syscalls/s. The payload changes every iteration
-// and every byte that comes back is compared.
-void sim_send_recv(benchmark::State& state, bool trace) {
-    World world(world_options(trace));
-    SimKernel& client = world.add_host("client");
-    SimKernel& server = world.add_host("server");
-    std::string error;
-    const int listener = sim_listener(server, error);
-    const SimPair pair = listener < 0 ? SimPair{} : sim_connect(client, server, listener, error);
-    if (pair.client < 0) {
-        state.SkipWithError(error.c_str());
-        return;
-    }
-    const int client_epoll = sim_epoll_with(client, pair.client);
-    const int server_epoll = sim_epoll_with(server, pair.server);
+// and every byte that comes back is compared. The same loop runs on the
+// SimKernel and on LinuxSys over loopback (BM_LoopbackSendRecv), so their
+// ratio is what a simulated syscall costs against a real one.
+struct SendRecvEnds {
+    int client = -1;
+    int server = -1;
+    int client_epoll = -1;
+    int server_epoll = -1;
+};
 
+// Runs the round trips; false (and the benchmark skipped) on any problem.
+template <class ClientSys, class ServerSys>
+bool send_recv_loop(benchmark::State& state, ClientSys& client, ServerSys& server, const SendRecvEnds& ends) {
     constexpr std::size_t message_bytes = 64;
     std::array<std::uint8_t, message_bytes> sent{};
     std::array<std::uint8_t, message_bytes> echoed{};
@@ -146,17 +158,17 @@ void sim_send_recv(benchmark::State& state, bool trace) {
     };
     const auto round_trip = [&]() -> bool {
         sent.fill(++round);
-        if (client.send(pair.client, sent, 0).value != message_bytes)
+        if (client.send(ends.client, sent, 0).value != message_bytes)
             return failed("client send was short");
-        if (server.epoll_wait(server_epoll, events, -1).value != 1)
+        if (server.epoll_wait(ends.server_epoll, events, -1).value != 1)
             return failed("server epoll_wait reported no event");
-        if (server.recv(pair.server, echoed, 0).value != message_bytes)
+        if (server.recv(ends.server, echoed, 0).value != message_bytes)
             return failed("server recv was short");
-        if (server.send(pair.server, echoed, 0).value != message_bytes)
+        if (server.send(ends.server, echoed, 0).value != message_bytes)
             return failed("server send was short");
-        if (client.epoll_wait(client_epoll, events, -1).value != 1)
+        if (client.epoll_wait(ends.client_epoll, events, -1).value != 1)
             return failed("client epoll_wait reported no event");
-        if (client.recv(pair.client, received, 0).value != message_bytes)
+        if (client.recv(ends.client, received, 0).value != message_bytes)
             return failed("client recv was short");
         if (received != sent)
             return failed("the echo differs from what was sent");
@@ -164,10 +176,27 @@ void sim_send_recv(benchmark::State& state, bool trace) {
     };
     for (auto _ : state) {
         if (!round_trip())
-            return;
+            return false;
     }
     state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * 6);
-    state.counters["trace_lines"] = static_cast<double>(world.trace().line_count());
+    return true;
+}
+
+void sim_send_recv(benchmark::State& state, bool trace) {
+    World world(world_options(trace));
+    SimKernel& client = world.add_host("client");
+    SimKernel& server = world.add_host("server");
+    std::string error;
+    const int listener = sim_listener(server, error);
+    const SimPair pair = listener < 0 ? SimPair{} : sim_connect(client, server, listener, error);
+    if (pair.client < 0) {
+        state.SkipWithError(error.c_str());
+        return;
+    }
+    const SendRecvEnds ends{pair.client, pair.server, sim_epoll_with(client, pair.client),
+                            sim_epoll_with(server, pair.server)};
+    if (send_recv_loop(state, client, server, ends))
+        state.counters["trace_lines"] = static_cast<double>(world.trace().line_count());
 }
 
 void BM_SimSendRecv(benchmark::State& state) {
@@ -179,6 +208,60 @@ void BM_SimSendRecv_Traced(benchmark::State& state) {
     sim_send_recv(state, true);
 }
 BENCHMARK(BM_SimSendRecv_Traced);
+
+// The same round trips over real loopback: one LinuxSys, a blocking
+// listener on 127.0.0.1 (a port the kernel picks), both ends non-blocking,
+// each in its own epoll set, as in the simulation. The fds are closed at
+// the end (LinuxSys does not own them).
+void BM_LoopbackSendRecv(benchmark::State& state) {
+    LinuxSys sys;
+    std::vector<int> fds;
+    const auto fd_or_skip = [&](const FdResult& fd, const char* what) {
+        if (!fd.ok()) {
+            state.SkipWithError((std::string(what) + ": " + errno_name(fd.error)).c_str());
+            return -1;
+        }
+        fds.push_back(fd.value);
+        return fd.value;
+    };
+    const auto epoll_with = [&](int fd) {
+        const int epoll = fd_or_skip(sys.epoll_create1(0), "epoll_create1");
+        if (epoll >= 0 &&
+            !sys.epoll_ctl(epoll, EPOLL_CTL_ADD, fd, EpollEvent{EPOLLIN, static_cast<std::uint64_t>(fd)}).ok()) {
+            state.SkipWithError("epoll_ctl failed");
+            return -1;
+        }
+        return epoll;
+    };
+    const auto run = [&] {
+        const int listener = fd_or_skip(sys.socket(AF_INET, SOCK_STREAM, 0), "socket");
+        if (listener < 0 || !sys.bind(listener, SockAddr::ipv4_loopback(0)).ok() || !sys.listen(listener, 16).ok()) {
+            state.SkipWithError("listener failed");
+            return;
+        }
+        const SysResult<SockAddr> address = sys.getsockname(listener);
+        const int client = fd_or_skip(sys.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), "socket");
+        if (!address.ok() || client < 0)
+            return;
+        const VoidResult connected = sys.connect(client, address.value);
+        if (!connected.ok() && connected.error != EINPROGRESS) {
+            state.SkipWithError(("connect: " + errno_name(connected.error)).c_str());
+            return;
+        }
+        const int server = fd_or_skip(sys.accept4(listener, nullptr, SOCK_NONBLOCK), "accept4");
+        if (server < 0)
+            return;
+        const int client_epoll = epoll_with(client);
+        const int server_epoll = epoll_with(server);
+        if (client_epoll < 0 || server_epoll < 0)
+            return;
+        (void)send_recv_loop(state, sys, sys, SendRecvEnds{client, server, client_epoll, server_epoll});
+    };
+    run();
+    for (const int fd : fds)
+        (void)sys.close(fd);
+}
+BENCHMARK(BM_LoopbackSendRecv);
 
 // ===========================================================================
 // 100,000 frames echoed: the same FrameEchoServer + LoadClient code in the

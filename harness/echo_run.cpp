@@ -83,10 +83,6 @@ void count_rule_hits(const FaultySys& faults, EchoFaultCounts& counts) {
     }
 }
 
-bool contains(std::string_view line, std::string_view part) noexcept {
-    return line.find(part) != std::string_view::npos;
-}
-
 }  // namespace
 
 std::string_view to_string(EchoFaults faults) noexcept {
@@ -117,18 +113,21 @@ EchoRunResult run_echo(const EchoRunOptions& options) {
     }
     const bool faulty = options.faults == EchoFaults::standard;
 
-    // Counted from the trace as it is written (before the World: the sink
-    // refers to them until the World is gone).
+    // Counted as the run goes (before the World: the sink and the observer
+    // refer to them until the World is gone).
     EchoFaultCounts from_trace;
     sim::WorldOptions world_options;
     world_options.seed = options.seed;
     world_options.link.latency = link_latency;
     world_options.link.jitter = faulty ? link_jitter : 0ns;
     world_options.trace_keep_lines = options.keep_trace_lines;
+    // Held-back segments come from the world's observer (one reorder fault,
+    // so one count per "held back" in the trace), window drops from each
+    // line's kind, read at its fixed place: no search through the line.
+    world_options.held_back_observer = [&from_trace](std::size_t /*reorder_fault*/, std::uint64_t /*segment*/,
+                                                     Nanos /*at*/) { ++from_trace.held_back; };
     world_options.trace_sink = [&from_trace, &user_sink = options.trace_sink](std::string_view line) {
-        if (contains(line, R"("fault":"held back")"))
-            ++from_trace.held_back;
-        if (contains(line, R"("ev":"beyond_window")"))
+        if (sim::trace_line_kind(line) == "beyond_window")
             ++from_trace.window_drops;
         if (user_sink)
             user_sink(line);

@@ -73,6 +73,8 @@ public:
     const std::vector<std::string>& lines() const noexcept { return lines_; }
 
 private:
+    // Adds the bytes written since the last call to the hash.
+    void hash_written() noexcept;
     void finish();
 
     bool enabled_ = true;
@@ -83,10 +85,16 @@ private:
     // a buffer that only grows (trace.cpp's Writer).
     std::string current_;
     std::size_t length_ = 0;
+    std::size_t hashed_ = 0;                      // current_'s first hashed_ bytes are in hash_
     std::uint64_t hash_ = 0xcbf29ce484222325ULL;  // FNV-1a offset basis
     std::uint64_t line_count_ = 0;
     std::vector<std::string> lines_;
 };
+
+// The "ev" of a line a Trace wrote ("sys", "seg", "beyond_window"), read
+// from its fixed place after "t" rather than searched for; empty if the
+// line does not start as Trace::line writes it. For sinks that count kinds.
+std::string_view trace_line_kind(std::string_view line) noexcept;
 
 // "EPOLLIN|EPOLLOUT": the flags of an epoll mask, for traces.
 std::string epoll_mask_name(std::uint32_t events);

@@ -166,6 +166,21 @@ TEST_CASE("the same workload and seed give a byte-identical trace twice in one p
     CHECK(simtest::number(first_body[seed_diff], "arrive") != simtest::number(other_body[seed_diff], "arrive"));
 }
 
+TEST_CASE("trace_line_kind reads every line's ev from its place after t, as a sink counting kinds does", "[sim]") {
+    const Run run = run_workload(7);
+    REQUIRE(run.lines.size() > 4000);
+    for (const std::string& line : run.lines) {
+        const std::string_view kind = eagain::sim::trace_line_kind(line);
+        INFO(line);
+        REQUIRE(!kind.empty());
+        CHECK(simtest::is(line, "ev", kind));
+    }
+    CHECK(eagain::sim::trace_line_kind(R"({"t":-5,"ev":"beyond_window","at":"x"})") == "beyond_window");
+    CHECK(eagain::sim::trace_line_kind(R"({"ev":"sys","t":1})").empty());
+    CHECK(eagain::sim::trace_line_kind(R"({"t":1,"ev":"sys)").empty());
+    CHECK(eagain::sim::trace_line_kind("").empty());
+}
+
 TEST_CASE("the trace records every syscall that reaches the simulated kernel, with the right name", "[sim]") {
     const Run run = run_workload(7);
     REQUIRE(run.status == RunStatus::done);
