@@ -249,9 +249,34 @@ void World::at(Nanos time, std::function<void()> action) {
 // ===========================================================================
 // Programs
 
-void World::add_reactor(SimKernel& host, Reactor& reactor, FaultySys* faults) {
+namespace {
+
+// A core Reactor as a program: ready when its host has an epoll event to
+// report or its FaultySys owes it an edge; a step is one poll(0).
+class ReactorProgram final : public Program {
+public:
+    ReactorProgram(SimKernel& host, Reactor& reactor, const FaultySys* faults)
+        : host_(host), reactor_(reactor), faults_(faults) {}
+    bool ready() override { return host_.has_ready_events() || (faults_ != nullptr && faults_->owes_edges()); }
+    std::optional<Nanos> next_deadline() override { return reactor_.next_deadline(); }
+    void step() override { (void)reactor_.poll(Nanos{0}); }
+
+private:
+    SimKernel& host_;
+    Reactor& reactor_;
+    const FaultySys* faults_;
+};
+
+}  // namespace
+
+void World::add_program(SimKernel& host, Program& program) {
     EAGAIN_ASSERT(&host.world() == this);
-    programs_.push_back(Program{&host, &reactor, faults});
+    programs_.push_back(HostedProgram{&host, &program});
+}
+
+void World::add_reactor(SimKernel& host, Reactor& reactor, FaultySys* faults) {
+    reactor_programs_.push_back(std::make_unique<ReactorProgram>(host, reactor, faults));
+    add_program(host, *reactor_programs_.back());
     if (faults == nullptr)
         return;
     faults->set_observer([this, &host](const FaultEvent& event) {
@@ -283,15 +308,14 @@ RunStatus World::run_until(Nanos deadline, const std::function<bool()>& done) {
             return RunStatus::done;
         bool stepped = false;
         for (std::size_t i = 0; i < programs_.size(); ++i) {
-            const Program program = programs_[i];
-            const bool ready =
-                program.host->has_ready_events() || (program.faults != nullptr && program.faults->owes_edges());
-            const std::optional<Nanos> due = program.reactor->next_deadline();
+            const HostedProgram hosted = programs_[i];
+            const bool ready = hosted.program->ready();
+            const std::optional<Nanos> due = hosted.program->next_deadline();
             if (!ready && !(due && *due <= now_))
                 continue;
             if (!ready && trace_.enabled())
-                trace_.line(now_, "timer").field("host", program.host->name());
-            (void)program.reactor->poll(Nanos{0});
+                trace_.line(now_, "timer").field("host", hosted.host->name());
+            hosted.program->step();
             stepped = true;
         }
         if (stepped) {
@@ -306,8 +330,8 @@ RunStatus World::run_until(Nanos deadline, const std::function<bool()>& done) {
             continue;
         }
         std::optional<Nanos> next = next_event_time();
-        for (const Program& program : programs_) {
-            const std::optional<Nanos> due = program.reactor->next_deadline();
+        for (const HostedProgram& hosted : programs_) {
+            const std::optional<Nanos> due = hosted.program->next_deadline();
             if (due && (!next || *due < *next))
                 next = due;
         }

@@ -9,11 +9,12 @@
 // Nothing here is global: every simulated thing hangs off a World passed by
 // reference, so two worlds in one process never touch each other.
 //
-// Running programs. A program is a core Reactor on one host's SimKernel
+// Running programs. A program is a sim::Program on one host (add_program;
+// sim/program.h): a core Reactor on the host's SimKernel is one
 // (add_reactor). run_until() repeats:
-//   1. step every runnable program, in the order added: one
-//      reactor.poll(0), where runnable means its host has an epoll event to
-//      report, or the reactor's next_deadline() has come;
+//   1. step every runnable program, in the order added, where runnable means
+//      it is ready() (for a reactor: its host has an epoll event to report,
+//      or its FaultySys owes it an edge) or its next_deadline() has come;
 //   2. when none is runnable, jump the clock to the earliest of the next
 //      event (a segment arriving, a TCP timer, a fault, an action) and the
 //      programs' deadlines, and handle the events due then.
@@ -30,6 +31,7 @@
 #include "core/rng.h"
 #include "core/sys.h"
 #include "sim/options.h"
+#include "sim/program.h"
 #include "sim/tcp.h"
 #include "sim/trace.h"
 
@@ -101,6 +103,8 @@ public:
     // an edge, and every fault it injects goes into the trace (this sets
     // its observer).
     void add_reactor(SimKernel& host, Reactor& reactor, FaultySys* faults = nullptr);
+    // Any program on host; it must outlive the World's runs.
+    void add_program(SimKernel& host, Program& program);
 
     // Runs until done() is true (checked before every round), virtual time
     // reaches deadline, nothing can happen any more, or a livelock.
@@ -130,10 +134,9 @@ private:
         using is_transparent = void;
         std::size_t operator()(std::string_view name) const noexcept { return std::hash<std::string_view>{}(name); }
     };
-    struct Program {
+    struct HostedProgram {
         SimKernel* host = nullptr;
-        Reactor* reactor = nullptr;
-        FaultySys* faults = nullptr;
+        Program* program = nullptr;
     };
     struct LinkFault {
         enum class Kind : std::uint8_t { reorder, delay, partition } kind = Kind::delay;
@@ -255,7 +258,8 @@ private:
     std::vector<std::uint32_t> endpoint_generations_;
     std::vector<std::uint32_t> free_endpoint_slots_;
 
-    std::vector<Program> programs_;
+    std::vector<HostedProgram> programs_;
+    std::vector<std::unique_ptr<Program>> reactor_programs_;  // add_reactor's
     bool running_ = false;
 };
 
