@@ -232,189 +232,249 @@ void FaultLog::clear() {
     held_total = 0;
 }
 
+namespace {
+
+// One run of a scenario, in the order it happens: the world and its hosts
+// and faults (build), the apps, servers first (start_apps), the timed
+// actions (schedule_actions), the run to the latest done-by (run), the
+// expectations (check), and the end of the trace (finish).
+class ScenarioRun {
+public:
+    ScenarioRun(const Scenario& scenario, const ScenarioRunOptions& options)
+        : scenario_(scenario),
+          options_(options),
+          seed_(options.seed.value_or(scenario.seed)),
+          world_(world_options()) {}
+
+    ScenarioReport run() {
+        if (build() && start_apps()) {
+            schedule_actions();
+            const auto [status, finished] = run_to_deadline();
+            check(status, finished);
+            finish();
+        }
+        return std::move(report_);
+    }
+
+private:
+    sim::WorldOptions world_options() {
+        sim::WorldOptions world_options;
+        world_options.seed = seed_;
+        world_options.link = scenario_.network;
+        world_options.tcp = scenario_.tcp;
+        world_options.trace_sink = [this](std::string_view line) {
+            if (tail_.size() == trace_tail_lines)
+                tail_.pop_front();
+            tail_.emplace_back(line);
+            if (options_.trace_sink)
+                options_.trace_sink(line);
+        };
+        if (options_.fault_log != nullptr)
+            options_.fault_log->clear();
+        world_options.fault_observer = [this](std::string_view host, Nanos at, const FaultEvent& event) {
+            const bool listed = report_.injected.size() < max_listed_faults;
+            if (!listed && options_.fault_log == nullptr)
+                return;
+            InjectedFault fault{std::string(host), at, event};
+            if (listed)
+                report_.injected.push_back(fault);
+            if (options_.fault_log != nullptr)
+                options_.fault_log->add(std::move(fault));
+        };
+        world_options.held_back_observer = [this](std::size_t reorder_fault, std::uint64_t segment, Nanos at) {
+            const HeldSegment held{reorder_net_faults_.at(reorder_fault), segment, at};
+            ++report_.segments_held;
+            if (report_.held_segments.size() < max_listed_faults)
+                report_.held_segments.push_back(held);
+            if (options_.fault_log != nullptr)
+                options_.fault_log->add(held);
+        };
+        return world_options;
+    }
+
+    // Hosts, links and faults. Every stream is seeded by its name
+    // (Rng::derive_seed), so adding a host or an app leaves the others'
+    // numbers alone. False, with the setup error, if a fault was refused.
+    bool build() {
+        for (const HostSpec& spec : scenario_.hosts) {
+            Host& host = hosts_[spec.name];
+            host.kernel = &world_.add_host(spec.name, spec.options);
+            host.faults = std::make_unique<FaultySys>(*host.kernel, Rng::derive_seed(seed_, "faults:" + spec.name));
+            host.reactor = std::make_unique<Reactor>(*host.faults);
+            world_.add_reactor(*host.kernel, *host.reactor, host.faults.get());
+        }
+        for (const LinkSpec& link : scenario_.links)
+            world_.set_link(*hosts_[link.a].kernel, *hosts_[link.b].kernel, link.link);
+        for (const SyscallFaultSpec& fault : scenario_.syscall_faults) {
+            if (hosts_[fault.host].faults->add_rule(fault.rule) != RuleError::none) {
+                report_.setup_error = "fault on line " + std::to_string(fault.where.line) + " was refused";
+                return false;
+            }
+        }
+        for (std::size_t i = 0; i < scenario_.net_faults.size(); ++i) {
+            if (std::holds_alternative<sim::ReorderFault>(scenario_.net_faults[i].fault))
+                reorder_net_faults_.push_back(i);
+            std::visit([&](const auto& f) { world_.add_fault(f); }, scenario_.net_faults[i].fault);
+        }
+        return true;
+    }
+
+    VoidResult start(RunningApp& app) {
+        app.app = app.factory(*app.context);
+        return app.app->start();
+    }
+
+    // Every app gets its context (and its seed, by name); servers start
+    // first, so clients find them listening. False, with the setup error,
+    // if a server could not listen.
+    bool start_apps() {
+        for (const AppSpec& spec : scenario_.apps) {
+            RunningApp& app = apps_[spec.name];
+            app.spec = &spec;
+            app.kind = find_app_kind(spec.kind);
+            const auto replaced = options_.apps.find(spec.kind);
+            app.factory = replaced != options_.apps.end() ? replaced->second : app_builders().at(spec.kind).make;
+            app.context.emplace(AppContext{*hosts_[spec.host].reactor, spec, resolve(hosts_, spec),
+                                           Rng::derive_seed(seed_, "app:" + spec.name)});
+        }
+        for (const AppSpec& spec : scenario_.apps) {
+            if (!apps_[spec.name].kind->server)
+                continue;
+            if (const VoidResult started = start(apps_[spec.name]); !started.ok()) {
+                report_.setup_error = spec.kind + " " + spec.name + " could not listen: " + errno_name(started.error);
+                return false;
+            }
+        }
+        for (auto& [name, host] : hosts_)
+            host.baseline_fds = host.kernel->open_fd_count();
+        for (const AppSpec& spec : scenario_.apps) {
+            if (apps_[spec.name].kind->server)
+                continue;
+            // A client's failure to start shows in its observations.
+            (void)start(apps_[spec.name]);
+        }
+        return true;
+    }
+
+    void schedule_actions() {
+        for (const ActionSpec& action : scenario_.actions) {
+            RunningApp& app = apps_[action.app];
+            world_.at(action.at, [this, &app, &action] {
+                const bool stopping = action.action == "stop" || action.action == "restart";
+                const bool starting = action.action == "start" || action.action == "restart";
+                if (stopping && app.app) {
+                    app.app->stop();
+                    app.retired.push_back(std::move(app.app));
+                }
+                if (starting && !app.app)
+                    (void)start(app);
+                if (!stopping && !starting && app.app)
+                    app.app->act(action.action);
+            });
+        }
+    }
+
+    // The run lasts until every app is done or the latest done-by (of the
+    // world or of any app) has passed: each done-by is then judged against
+    // the time its app, or the last app, was done. Whether it finished.
+    std::pair<sim::RunStatus, bool> run_to_deadline() {
+        std::optional<Nanos> latest_done_by;
+        for (const ExpectSpec& e : scenario_.expectations) {
+            if (e.what == "done-by")
+                latest_done_by = std::max(latest_done_by.value_or(Nanos{0}), *parse_duration(e.arguments.front()));
+        }
+        const Nanos deadline = latest_done_by.value_or(default_deadline);
+        const auto all_done = [this] {
+            bool all = true;
+            for (auto& [name, app] : apps_) {
+                const bool done = app.done();
+                if (done && !app.done_at)
+                    app.done_at = world_.now();
+                all = all && done;
+            }
+            return all;
+        };
+        const sim::RunStatus status = world_.run_until(deadline, all_done);
+        finished_at_ = world_.now();
+        const bool finished = status == sim::RunStatus::done || (all_done() && status != sim::RunStatus::livelock);
+        if (finished)
+            (void)world_.run_for(settle_time);
+        return {status, finished};
+    }
+
+    void check(sim::RunStatus status, bool finished) {
+        const auto fail = [this](const ExpectSpec& e, std::string expected, std::string happened, Nanos at) {
+            report_.failures.push_back(ExpectationFailure{e.where, format_expectation(e), std::move(expected),
+                                                          std::move(happened), at,
+                                                          std::vector<std::string>(tail_.begin(), tail_.end())});
+        };
+        if (status == sim::RunStatus::livelock) {
+            report_.failures.push_back(ExpectationFailure{{},
+                                                          "(the run)",
+                                                          "programs that make progress",
+                                                          "a livelock: programs stepped without time moving",
+                                                          finished_at_,
+                                                          std::vector<std::string>(tail_.begin(), tail_.end())});
+        }
+        for (const ExpectSpec& e : scenario_.expectations) {
+            if (e.app.empty()) {
+                check_world_expectation(e, finished, status, finished_at_, world_, hosts_, fail);
+                continue;
+            }
+            const RunningApp& app = apps_.at(e.app);
+            if (e.what == "done-by") {
+                const Nanos by = *parse_duration(e.arguments.front());
+                if (!app.done_at || *app.done_at > by)
+                    fail(e, e.app + " done by " + e.arguments.front(),
+                         app.done_at ? "done at " + format_duration(*app.done_at)
+                                     : "still running at " + format_duration(finished_at_),
+                         app.done_at.value_or(finished_at_));
+                continue;
+            }
+            check_app_expectation(e, app.observations(), finished_at_, fail);
+        }
+    }
+
+    void finish() {
+        for (auto& [name, app] : apps_) {
+            if (app.app)
+                app.app->stop();
+        }
+        for (const auto& [name, host] : hosts_)
+            report_.faults_injected += host.faults->faults_injected();
+        report_.virtual_time = finished_at_;
+        // The trace ends here, with the apps stopped: the hosts' reactors
+        // close their epoll fds as they go, after the hash is read, and
+        // trace nothing.
+        world_.trace().end();
+        report_.trace_hash = world_.trace().hash_hex();
+        report_.trace_lines = world_.trace().line_count();
+        report_.passed = report_.failures.empty();
+    }
+
+    const Scenario& scenario_;
+    const ScenarioRunOptions& options_;
+    const std::uint64_t seed_;
+    ScenarioReport report_;
+    std::deque<std::string> tail_;
+    std::vector<std::size_t> reorder_net_faults_;  // the world's reorder fault index -> net fault index
+    Nanos finished_at_{};
+    // Declared after what its callbacks use, before what uses it; the apps
+    // (on the hosts' reactors) are destroyed before the hosts, the hosts
+    // before the world.
+    sim::World world_;
+    std::map<std::string, Host> hosts_;
+    std::map<std::string, RunningApp> apps_;
+};
+
+}  // namespace
+
 ScenarioReport run_scenario(const Scenario& scenario, const ScenarioRunOptions& options) {
     ScenarioReport report;
     report.setup_error = unrunnable(scenario);
     if (!report.setup_error.empty())
         return report;
-
-    const std::uint64_t seed = options.seed.value_or(scenario.seed);
-    std::deque<std::string> tail;
-    sim::WorldOptions world_options;
-    world_options.seed = seed;
-    world_options.link = scenario.network;
-    world_options.tcp = scenario.tcp;
-    world_options.trace_sink = [&](std::string_view line) {
-        if (tail.size() == trace_tail_lines)
-            tail.pop_front();
-        tail.emplace_back(line);
-        if (options.trace_sink)
-            options.trace_sink(line);
-    };
-    if (options.fault_log != nullptr)
-        options.fault_log->clear();
-    world_options.fault_observer = [&](std::string_view host, Nanos at, const FaultEvent& event) {
-        const bool listed = report.injected.size() < max_listed_faults;
-        if (!listed && options.fault_log == nullptr)
-            return;
-        InjectedFault fault{std::string(host), at, event};
-        if (listed)
-            report.injected.push_back(fault);
-        if (options.fault_log != nullptr)
-            options.fault_log->add(std::move(fault));
-    };
-    std::vector<std::size_t> reorder_net_faults;  // the world's reorder fault index -> net fault index
-    world_options.held_back_observer = [&](std::size_t reorder_fault, std::uint64_t segment, Nanos at) {
-        const HeldSegment held{reorder_net_faults.at(reorder_fault), segment, at};
-        ++report.segments_held;
-        if (report.held_segments.size() < max_listed_faults)
-            report.held_segments.push_back(held);
-        if (options.fault_log != nullptr)
-            options.fault_log->add(held);
-    };
-    sim::World world(world_options);
-
-    // Every stream is seeded by its name (Rng::derive_seed), so adding a
-    // host or an app leaves the others' numbers alone.
-    std::map<std::string, Host> hosts;
-    for (const HostSpec& spec : scenario.hosts) {
-        Host& host = hosts[spec.name];
-        host.kernel = &world.add_host(spec.name, spec.options);
-        host.faults = std::make_unique<FaultySys>(*host.kernel, Rng::derive_seed(seed, "faults:" + spec.name));
-        host.reactor = std::make_unique<Reactor>(*host.faults);
-        world.add_reactor(*host.kernel, *host.reactor, host.faults.get());
-    }
-    for (const LinkSpec& link : scenario.links)
-        world.set_link(*hosts[link.a].kernel, *hosts[link.b].kernel, link.link);
-    for (const SyscallFaultSpec& fault : scenario.syscall_faults) {
-        if (hosts[fault.host].faults->add_rule(fault.rule) != RuleError::none) {
-            report.setup_error = "fault on line " + std::to_string(fault.where.line) + " was refused";
-            return report;
-        }
-    }
-    for (std::size_t i = 0; i < scenario.net_faults.size(); ++i) {
-        if (std::holds_alternative<sim::ReorderFault>(scenario.net_faults[i].fault))
-            reorder_net_faults.push_back(i);
-        std::visit([&](const auto& f) { world.add_fault(f); }, scenario.net_faults[i].fault);
-    }
-
-    // Every app gets its context (and its seed, by name); servers start
-    // first, so clients find them listening.
-    std::map<std::string, RunningApp> apps;
-    for (const AppSpec& spec : scenario.apps) {
-        RunningApp& app = apps[spec.name];
-        app.spec = &spec;
-        app.kind = find_app_kind(spec.kind);
-        const auto replaced = options.apps.find(spec.kind);
-        app.factory = replaced != options.apps.end() ? replaced->second : app_builders().at(spec.kind).make;
-        app.context.emplace(AppContext{*hosts[spec.host].reactor, spec, resolve(hosts, spec),
-                                       Rng::derive_seed(seed, "app:" + spec.name)});
-    }
-    const auto start = [&](RunningApp& app) {
-        app.app = app.factory(*app.context);
-        return app.app->start();
-    };
-    for (const AppSpec& spec : scenario.apps) {
-        if (!apps[spec.name].kind->server)
-            continue;
-        if (const VoidResult started = start(apps[spec.name]); !started.ok()) {
-            report.setup_error = spec.kind + " " + spec.name + " could not listen: " + errno_name(started.error);
-            return report;
-        }
-    }
-    for (auto& [name, host] : hosts)
-        host.baseline_fds = host.kernel->open_fd_count();
-    for (const AppSpec& spec : scenario.apps) {
-        if (apps[spec.name].kind->server)
-            continue;
-        // A client's failure to start shows in its observations.
-        (void)start(apps[spec.name]);
-    }
-    for (const ActionSpec& action : scenario.actions) {
-        RunningApp& app = apps[action.app];
-        world.at(action.at, [&app, &action, &start] {
-            const bool stopping = action.action == "stop" || action.action == "restart";
-            const bool starting = action.action == "start" || action.action == "restart";
-            if (stopping && app.app) {
-                app.app->stop();
-                app.retired.push_back(std::move(app.app));
-            }
-            if (starting && !app.app)
-                (void)start(app);
-            if (!stopping && !starting && app.app)
-                app.app->act(action.action);
-        });
-    }
-
-    // The run lasts until every app is done or the latest done-by (of the
-    // world or of any app) has passed: each done-by is then judged against
-    // the time its app, or the last app, was done.
-    std::optional<Nanos> latest_done_by;
-    for (const ExpectSpec& e : scenario.expectations) {
-        if (e.what == "done-by")
-            latest_done_by = std::max(latest_done_by.value_or(Nanos{0}), *parse_duration(e.arguments.front()));
-    }
-    const Nanos deadline = latest_done_by.value_or(default_deadline);
-    const auto all_done = [&] {
-        bool all = true;
-        for (auto& [name, app] : apps) {
-            const bool done = app.done();
-            if (done && !app.done_at)
-                app.done_at = world.now();
-            all = all && done;
-        }
-        return all;
-    };
-    const sim::RunStatus status = world.run_until(deadline, all_done);
-    const Nanos finished_at = world.now();
-    const bool finished = status == sim::RunStatus::done || (all_done() && status != sim::RunStatus::livelock);
-    if (finished)
-        (void)world.run_for(settle_time);
-
-    const auto fail = [&](const ExpectSpec& e, std::string expected, std::string happened, Nanos at) {
-        report.failures.push_back(ExpectationFailure{e.where, format_expectation(e), std::move(expected),
-                                                     std::move(happened), at,
-                                                     std::vector<std::string>(tail.begin(), tail.end())});
-    };
-    if (status == sim::RunStatus::livelock) {
-        report.failures.push_back(ExpectationFailure{{},
-                                                     "(the run)",
-                                                     "programs that make progress",
-                                                     "a livelock: programs stepped without time moving",
-                                                     finished_at,
-                                                     std::vector<std::string>(tail.begin(), tail.end())});
-    }
-    for (const ExpectSpec& e : scenario.expectations) {
-        if (e.app.empty()) {
-            check_world_expectation(e, finished, status, finished_at, world, hosts, fail);
-            continue;
-        }
-        const RunningApp& app = apps.at(e.app);
-        if (e.what == "done-by") {
-            const Nanos by = *parse_duration(e.arguments.front());
-            if (!app.done_at || *app.done_at > by)
-                fail(e, e.app + " done by " + e.arguments.front(),
-                     app.done_at ? "done at " + format_duration(*app.done_at)
-                                 : "still running at " + format_duration(finished_at),
-                     app.done_at.value_or(finished_at));
-            continue;
-        }
-        check_app_expectation(e, app.observations(), finished_at, fail);
-    }
-    for (auto& [name, app] : apps) {
-        if (app.app)
-            app.app->stop();
-    }
-    for (const auto& [name, host] : hosts)
-        report.faults_injected += host.faults->faults_injected();
-    report.virtual_time = finished_at;
-    // The trace ends here, with the apps stopped: the hosts' reactors close
-    // their epoll fds as they go, after the hash is read, and trace nothing.
-    world.trace().end();
-    report.trace_hash = world.trace().hash_hex();
-    report.trace_lines = world.trace().line_count();
-    report.passed = report.failures.empty();
-    return report;
+    return ScenarioRun(scenario, options).run();
 }
 
 }  // namespace eagain::harness
