@@ -65,14 +65,17 @@ SockAddr resolve(std::map<std::string, Host>& hosts, const AppSpec& app) {
         AF_INET, static_cast<std::uint16_t>(port == app.options.end() ? 7 : parse_count(port->second).value_or(7)));
 }
 
+// "file:line:col: ", the start of a setup error about a statement.
+std::string place(const Scenario& scenario, const SourceLocation& where) {
+    return scenario.file + ":" + std::to_string(where.line) + ":" + std::to_string(where.column) + ": ";
+}
+
 // Why the runner cannot run this scenario, each reason with its place
 // ("file:line:col: ..."); empty when it can. The parser refuses all of this
 // where it is written; a Scenario built in code meets it here.
 std::string unrunnable(const Scenario& scenario) {
     const auto& builders = app_builders();
-    const auto at = [&](const SourceLocation& where) {
-        return scenario.file + ":" + std::to_string(where.line) + ":" + std::to_string(where.column) + ": ";
-    };
+    const auto at = [&](const SourceLocation& where) { return place(scenario, where); };
     std::map<std::string, const AppKindEntry*> kind_of;  // app name -> its kind
     for (const AppSpec& app : scenario.apps) {
         const AppKindEntry* kind = find_app_kind(app.kind);
@@ -306,8 +309,9 @@ private:
         for (const LinkSpec& link : scenario_.links)
             world_.set_link(*hosts_[link.a].kernel, *hosts_[link.b].kernel, link.link);
         for (const SyscallFaultSpec& fault : scenario_.syscall_faults) {
-            if (hosts_[fault.host].faults->add_rule(fault.rule) != RuleError::none) {
-                report_.setup_error = "fault on line " + std::to_string(fault.where.line) + " was refused";
+            if (const RuleError refused = hosts_[fault.host].faults->add_rule(fault.rule); refused != RuleError::none) {
+                report_.setup_error = place(scenario_, fault.where) + "fault refused by FaultySys (" +
+                                      std::string(to_string(refused)) + ")";
                 return false;
             }
         }
@@ -341,7 +345,9 @@ private:
             if (!apps_[spec.name].kind->server)
                 continue;
             if (const VoidResult started = start(apps_[spec.name]); !started.ok()) {
-                report_.setup_error = spec.kind + " " + spec.name + " could not listen: " + errno_name(started.error);
+                report_.setup_error =
+                    place(scenario_, spec.where) + spec.kind + " " + spec.name + " could not listen: " +
+                    errno_name(started.error);
                 return false;
             }
         }

@@ -299,3 +299,36 @@ TEST_CASE("format_duration writes the exact value back in the largest unit", "[s
 }
 
 }  // namespace eagain::harness
+
+namespace eagain::harness {
+namespace {
+
+TEST_CASE("setup errors the parser cannot see still name the statement's place", "[scenario][runner]") {
+    SECTION("a fault rule FaultySys refuses, in a Scenario built in code") {
+        Scenario scenario = parsed(R"(
+host server
+host client
+app server frame-echo
+app client frame-client connect server:7 frames 3
+fault client send call 1 -> short 5
+expect client frames-verified 3
+)");
+        scenario.syscall_faults.back().rule.short_limit_bytes = 0;
+        const ScenarioReport report = run_scenario(scenario);
+        CHECK_FALSE(report.passed);
+        CHECK(report.setup_error == "t.scn:6:1: fault refused by FaultySys (a short transfer needs short_limit_bytes >= 1)");
+    }
+    SECTION("a server that cannot listen: two on one port") {
+        const ScenarioReport report = run_scenario(parsed(R"(
+host server
+app server frame-echo port 7
+app server byte-echo port 7 name second
+expect no-fd-leak
+)"));
+        CHECK_FALSE(report.passed);
+        CHECK(report.setup_error == "t.scn:4:1: byte-echo second could not listen: EADDRINUSE");
+    }
+}
+
+}  // namespace
+}  // namespace eagain::harness
