@@ -783,6 +783,34 @@ void World::handle_ack(Endpoint& e, const Segment& s) {
     output(e);
 }
 
+// In-order bytes go to the receive buffer, with a ResetFault at a stream
+// offset cutting them short: false if that reset the connection (e may be
+// gone). delivered counts the bytes that went in.
+bool World::deliver(Endpoint& e, std::span<const std::uint8_t> bytes, std::size_t& delivered) {
+    for (const auto& [fault, host] : offset_resets_) {
+        if (e.offset_reset_done || !connection_matches(e, host, fault.port))
+            continue;
+        const auto offset = static_cast<std::uint64_t>(fault.at_received_offset);
+        if (e.received_bytes + bytes.size() < offset)
+            continue;
+        e.offset_reset_done = true;
+        const std::size_t before = static_cast<std::size_t>(offset - e.received_bytes);
+        (void)e.rcv.append(bytes.first(before));
+        e.received_bytes += before;
+        e.rcv_nxt += before;
+        delivered += before;
+        if (!fault.one_sided && e.peer != 0)
+            transmit(e, seg_rst, e.snd_max, {});
+        receive_reset(e, "reset fault at stream offset");
+        return false;
+    }
+    (void)e.rcv.append(bytes);
+    e.received_bytes += bytes.size();
+    e.rcv_nxt += bytes.size();
+    delivered += bytes.size();
+    return true;
+}
+
 void World::handle_data(Endpoint& e, const Segment& s) {
     if ((s.flags & seg_probe) != 0) {
         send_ack(e);
@@ -815,36 +843,10 @@ void World::handle_data(Endpoint& e, const Segment& s) {
     const bool was_empty = e.rcv.empty();
     std::size_t delivered = 0;
     const std::uint64_t id = e.id;
-    // In-order bytes go to the receive buffer, with a ResetFault at a stream
-    // offset cutting them short.
-    const auto deliver_in_order = [&](std::span<const std::uint8_t> bytes) -> bool {
-        for (const auto& [fault, host] : offset_resets_) {
-            if (e.offset_reset_done || !connection_matches(e, host, fault.port))
-                continue;
-            const auto offset = static_cast<std::uint64_t>(fault.at_received_offset);
-            if (e.received_bytes + bytes.size() < offset)
-                continue;
-            e.offset_reset_done = true;
-            const std::size_t before = static_cast<std::size_t>(offset - e.received_bytes);
-            (void)e.rcv.append(bytes.first(before));
-            e.received_bytes += before;
-            e.rcv_nxt += before;
-            delivered += before;
-            if (!fault.one_sided && e.peer != 0)
-                transmit(e, seg_rst, e.snd_max, {});
-            receive_reset(e, "reset fault at stream offset");
-            return false;
-        }
-        (void)e.rcv.append(bytes);
-        e.received_bytes += bytes.size();
-        e.rcv_nxt += bytes.size();
-        delivered += bytes.size();
-        return true;
-    };
     bool alive = true;
     if (!data.empty()) {
         if (seq == e.rcv_nxt) {
-            alive = deliver_in_order(data);
+            alive = deliver(e, data, delivered);
         } else {
             store_out_of_order(e, seq, data);
         }
@@ -860,8 +862,8 @@ void World::handle_data(Endpoint& e, const Segment& s) {
         e.out_of_order.erase(first);
         e.out_of_order_bytes -= bytes.size();
         if (start + bytes.size() > e.rcv_nxt)
-            alive = deliver_in_order(
-                std::span<const std::uint8_t>(bytes).subspan(static_cast<std::size_t>(e.rcv_nxt - start)));
+            alive = deliver(e, std::span<const std::uint8_t>(bytes).subspan(static_cast<std::size_t>(e.rcv_nxt - start)),
+                            delivered);
     }
     if (!alive) {
         if (Endpoint* still = endpoint(id); still != nullptr && delivered > 0)

@@ -42,6 +42,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <span>
 #include <string_view>
 #include <unordered_map>
 #include <utility>
@@ -196,6 +197,9 @@ private:
     void handle_segment(Endpoint& endpoint, const Segment& segment);
     void handle_ack(Endpoint& endpoint, const Segment& segment);
     void handle_data(Endpoint& endpoint, const Segment& segment);
+    // In-order bytes into the receive buffer (a ResetFault at an offset may
+    // cut them short and reset the connection: false then).
+    bool deliver(Endpoint& endpoint, std::span<const std::uint8_t> bytes, std::size_t& delivered);
     void handle_timer(Endpoint& endpoint);
     void on_established(Endpoint& endpoint);
     void output(Endpoint& endpoint);
