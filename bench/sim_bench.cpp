@@ -278,6 +278,22 @@ BENCHMARK(BM_LoopbackSendRecv);
 // default) lets the client batch, so the frame codec and the check of every
 // echoed byte, the same code on both sides, weigh more.
 
+// Heartbeats off, so an idle connection costs no timer.
+ConnectionConfig without_heartbeats() {
+    ConnectionConfig config;
+    config.heartbeat_idle_timeout = 0ns;
+    config.dead_peer_intervals = 0;
+    return config;
+}
+
+// A frame echo server on port 7 of host, heartbeats off.
+EchoServerOptions quiet_echo_server(SimKernel& host) {
+    EchoServerOptions options;
+    options.listen_address = host.address(AF_INET, 7);
+    options.connection = without_heartbeats();
+    return options;
+}
+
 constexpr std::uint64_t echo_frames = 100'000;
 
 LoadOptions echo_load(const SockAddr& server, std::int64_t in_flight) {
@@ -402,11 +418,7 @@ void BM_SimIdleHour(benchmark::State& state) {
         SimKernel& client_host = world.add_host("client");
         Reactor server_reactor(server_host);
         Reactor client_reactor(client_host);
-        EchoServerOptions server_options;
-        server_options.listen_address = server_host.address(AF_INET, 7);
-        server_options.connection.heartbeat_idle_timeout = 0ns;
-        server_options.connection.dead_peer_intervals = 0;
-        FrameEchoServer server(server_reactor, server_options);
+        FrameEchoServer server(server_reactor, quiet_echo_server(server_host));
         if (!server.open().ok()) {
             state.SkipWithError("server open failed");
             return;
@@ -576,11 +588,7 @@ double busy_phase_seconds(std::size_t total, std::string& error) {
     add_step_faults(client_faults);
     Reactor server_reactor(server_faults);
     Reactor client_reactor(client_faults);
-    EchoServerOptions server_options;
-    server_options.listen_address = server_host.address(AF_INET, 7);
-    server_options.connection.heartbeat_idle_timeout = 0ns;
-    server_options.connection.dead_peer_intervals = 0;
-    FrameEchoServer server(server_reactor, server_options);
+    FrameEchoServer server(server_reactor, quiet_echo_server(server_host));
     if (!server.open().ok()) {
         error = "server open failed";
         return -1;
@@ -588,9 +596,7 @@ double busy_phase_seconds(std::size_t total, std::string& error) {
     world.add_reactor(server_host, server_reactor, &server_faults);
     world.add_reactor(client_host, client_reactor, &client_faults);
 
-    ConnectionConfig idle_config;
-    idle_config.heartbeat_idle_timeout = 0ns;
-    idle_config.dead_peer_intervals = 0;
+    const ConnectionConfig idle_config = without_heartbeats();
     const std::size_t idle = total - busy_connections;
     std::vector<IdlePeer> peers(idle);
     std::vector<std::unique_ptr<ConnectionDriver>> drivers;
@@ -612,8 +618,7 @@ double busy_phase_seconds(std::size_t total, std::string& error) {
     LoadOptions load = echo_load(server.local_address(), 32);
     load.connections = busy_connections;
     load.frames = busy_frames;
-    load.connection.heartbeat_idle_timeout = 0ns;
-    load.connection.dead_peer_intervals = 0;
+    load.connection = without_heartbeats();
     LoadClient client(client_reactor, load);
     const auto began = std::chrono::steady_clock::now();
     client.start();
