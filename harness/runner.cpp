@@ -70,7 +70,7 @@ std::string place(const Scenario& scenario, const SourceLocation& where) {
     return scenario.file + ":" + std::to_string(where.line) + ":" + std::to_string(where.column) + ": ";
 }
 
-// Why the runner cannot run this scenario, each reason with its place
+// Why the runner cannot run this scenario: the first reason, with its place
 // ("file:line:col: ..."); empty when it can. The parser refuses all of this
 // where it is written; a Scenario built in code meets it here.
 std::string unrunnable(const Scenario& scenario) {

@@ -204,6 +204,18 @@ const std::vector<AppKindEntry>& app_kind_entries() {
     return kinds;
 }
 
+namespace {
+
+// "frame-echo, byte-echo, ...": every kind, in the entries' order.
+std::string kind_names() {
+    std::string names;
+    for (const AppKindEntry& kind : app_kind_entries())
+        names += (names.empty() ? "" : ", ") + std::string(kind.kind);
+    return names;
+}
+
+}  // namespace
+
 const AppKindEntry* find_app_kind(std::string_view name) noexcept {
     const auto& kinds = app_kind_entries();
     const auto found = std::find_if(kinds.begin(), kinds.end(), [&](const AppKindEntry& k) { return k.kind == name; });
@@ -652,9 +664,7 @@ private:
         const Word kind_word = c.take();
         const AppKindEntry* const kind = find_app_kind(kind_word.text);
         if (kind == nullptr)
-            fail(kind_word,
-                 "an app kind (frame-echo, byte-echo, frame-client, bulk-sender, bulk-receiver, idle-client, "
-                 "reconnecting-client)");
+            fail(kind_word, "an app kind (" + kind_names() + ")");
         spec.kind = std::string(kind->kind);
         spec.where = where(first);
         if (result_.scenario.apps.size() >= max_apps)
@@ -1005,10 +1015,10 @@ private:
             const Word what = c.take();
             if (!one_of(what.text, app_expectations))
                 fail(what, "an expectation (" + list(app_expectations) + ")");
-            const AppKindEntry& kind = *find_app_kind(find_app(spec.app)->kind);
+            const AppSpec& target = *find_app(spec.app);
+            const AppKindEntry& kind = *find_app_kind(target.kind);
             if (!kind.observes(what.text))
-                fail(what, "an expectation " + find_app(spec.app)->kind + " observes (" + list(kind.expectations) +
-                               ", done-by)");
+                fail(what, "an expectation " + target.kind + " observes (" + list(kind.expectations) + ", done-by)");
             spec.what = std::string(what.text);
             app_expectation_arguments(c, spec);
         }

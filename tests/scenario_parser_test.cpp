@@ -143,6 +143,9 @@ TEST_CASE("each mistake is reported as file:line:col: expected ..., found ...", 
           "send-hostile-length), found \"explode\"");
     CHECK(only_error(std::string(two_hosts) + "app server frame-echo\nexpect server heartbeats lots") ==
           "t.scn:4:26: expected a whole number of at least 0, found \"lots\"");
+    CHECK(only_error("host a\napp a nosuch") ==
+          "t.scn:2:7: expected an app kind (frame-echo, byte-echo, frame-client, bulk-sender, bulk-receiver, "
+          "idle-client, reconnecting-client), found \"nosuch\"");
     // An expectation or action the app's kind does not observe or honour is
     // refused where it is written (the kind's AppKindEntry), as run would.
     CHECK(only_error(std::string(two_hosts) + "app server frame-echo\nexpect server frames-verified 10") ==
