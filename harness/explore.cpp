@@ -383,10 +383,10 @@ std::string exact_form_problem(const Scenario& scenario, const FaultLog& log) {
         ++statements_per_host[fault.host];
     }
     for (const auto& [host, statements] : statements_per_host) {
-        if (statements > FaultySys::max_rules)
+        if (statements > max_fault_rules_per_host)
             return count(log.injected_total) + " syscall faults were injected; listed call by call they take " +
                    count(statements) + " fault statements on host " + host + " (at most " +
-                   count(FaultySys::max_rules) + " per host)";
+                   count(max_fault_rules_per_host) + " per host)";
     }
     if (exact.net_faults.size() > FaultySys::max_rules)
         return count(log.held_total) + " segments were held back; listed one by one they take " +
