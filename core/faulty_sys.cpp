@@ -186,7 +186,8 @@ std::string describe(const FaultEvent& event) {
     return errno_name(errno_of(event.fault));
 }
 
-FaultySys::FaultySys(Sys& inner, std::uint64_t seed) noexcept : inner_(inner), rng_(seed) {}
+FaultySys::FaultySys(Sys& inner, std::uint64_t seed, RuleCounting counting) noexcept
+    : inner_(inner), rng_(seed), counting_(counting) {}
 
 RuleError FaultySys::add_rule(const FaultRule& rule) {
     const RuleError error = validate_rule(rule);
@@ -194,13 +195,13 @@ RuleError FaultySys::add_rule(const FaultRule& rule) {
         return error;
     if (rules_.size() >= max_rules)
         return RuleError::too_many_rules;
-    rules_.push_back(RuleState{rule, 0, 0, 0});
+    rules_.push_back(RuleState{rule, RuleCount{}, {}, 0});
     return RuleError::none;
 }
 
 std::uint64_t FaultySys::rule_hits(std::size_t rule_index) const noexcept {
     EAGAIN_ASSERT(rule_index < rules_.size());
-    return rules_[rule_index].hits;
+    return rules_[rule_index].total_hits;
 }
 
 std::uint64_t FaultySys::calls(SysCall call) const noexcept {
@@ -209,6 +210,12 @@ std::uint64_t FaultySys::calls(SysCall call) const noexcept {
 
 // ---------------------------------------------------------------------------
 // Choosing and recording faults
+
+FaultySys::RuleCount& FaultySys::count_of(RuleState& state, int fd) {
+    if (counting_ == RuleCounting::per_rule)
+        return state.all;
+    return state.by_fd[fd];
+}
 
 std::optional<FaultySys::Pick> FaultySys::pick(SysCall call, int fd, std::optional<Transfer> transfer,
                                                bool nonblocking_by_flags) {
@@ -220,7 +227,8 @@ std::optional<FaultySys::Pick> FaultySys::pick(SysCall call, int fd, std::option
         const FaultRule& rule = state.rule;
         if (rule.call != call || (rule.fd.has_value() && *rule.fd != fd))
             continue;
-        const std::uint64_t number = ++state.matching_calls;
+        RuleCount& count = count_of(state, fd);
+        const std::uint64_t number = ++count.matching_calls;
         bool selected = false;
         switch (rule.when) {
             case CallSelector::every_call: selected = true; break;
@@ -244,14 +252,14 @@ std::optional<FaultySys::Pick> FaultySys::pick(SysCall call, int fd, std::option
             case CallSelector::call_list:
                 // Call numbers rise by one per matching call, so the list is
                 // walked once, never searched.
-                selected = state.next_listed < rule.call_list.size() && rule.call_list[state.next_listed] == number;
+                selected = count.next_listed < rule.call_list.size() && rule.call_list[count.next_listed] == number;
                 if (selected)
-                    ++state.next_listed;
+                    ++count.next_listed;
                 break;
         }
         if (!selected || chosen.has_value())
             continue;
-        if (rule.max_hits.has_value() && state.hits >= *rule.max_hits)
+        if (rule.max_hits.has_value() && count.hits >= *rule.max_hits)
             continue;
         Pick candidate{index, number, rule.fault, 0, false};
         if (rule.fault == FaultKind::short_transfer) {
@@ -286,7 +294,9 @@ void FaultySys::set_nonblocking_seen(int fd, bool nonblocking) {
 }
 
 void FaultySys::record(const Pick& chosen, SysCall call, int fd, std::size_t requested_bytes) {
-    ++rules_[chosen.rule_index].hits;
+    RuleState& state = rules_[chosen.rule_index];
+    ++count_of(state, fd).hits;
+    ++state.total_hits;
     ++faults_injected_;
     if (!observer_)
         return;
@@ -340,6 +350,7 @@ FaultySys::Registrations::iterator FaultySys::erase_registration(Registrations::
 
 void FaultySys::forget_fd(int fd) {
     stream_bytes_.erase(fd);
+    forget_counts(fd);
     nonblocking_fds_.erase(fd);
     // A closed fd leaves every epoll set, and a closed epoll fd takes its
     // registrations with it.
@@ -352,6 +363,13 @@ void FaultySys::forget_fd(int fd) {
     for (auto it = registrations_.lower_bound({fd, std::numeric_limits<int>::min()});
          it != registrations_.end() && it->first.first == fd;)
         it = erase_registration(it);
+}
+
+void FaultySys::forget_counts(int fd) {
+    if (counting_ != RuleCounting::per_fd)
+        return;
+    for (RuleState& state : rules_)
+        state.by_fd.erase(fd);
 }
 
 FaultySys::Registrations::iterator FaultySys::registration_by_data(int epoll_fd, std::uint64_t data) {
@@ -538,13 +556,16 @@ VoidResult FaultySys::shutdown(int fd, int how) {
 VoidResult FaultySys::close(int fd) {
     ++calls_[static_cast<std::size_t>(SysCall::close)];
     const std::optional<Pick> chosen = pick(SysCall::close, fd, std::nullopt, false);
-    const VoidResult result = inner_.close(fd);
-    // Linux releases the fd whatever close reports, so the state goes too.
+    // Linux releases the fd whatever close reports, so the state goes too —
+    // before the inner close, which may let another thread (an inner Sys
+    // that unlocks around the real call) get the same number back.
     forget_fd(fd);
+    const VoidResult result = inner_.close(fd);
     if (!chosen.has_value() || !result.ok())
         return result;
     EAGAIN_ASSERT(chosen->fault == FaultKind::eintr);
     record(*chosen, SysCall::close, fd, 0);
+    forget_counts(fd);  // the hit just recorded belonged to the closed fd
     return VoidResult::failure(EINTR);
 }
 

@@ -3,7 +3,11 @@
 // to the inner Sys. Single-threaded, like everything behind Sys.
 //
 // Rules are checked in the order added; the first that fires wins. Each rule
-// counts the calls that match its syscall and fd filter (1-based), and a
+// counts the calls that match its syscall and fd filter (1-based) — over all
+// fds (RuleCounting::per_rule, the default) or on each fd apart
+// (RuleCounting::per_fd: the k-th recv on each socket, whatever order the
+// connections came in; count, hits and call list start afresh when the fd
+// is closed or handed out again by socket/accept4/epoll_create1) — and a
 // probability rule draws from the seeded Rng exactly once per such call,
 // whether or not it or an earlier rule fires — so the same seed and the same
 // sequence of calls give the same faults. A call-list rule draws nothing:
@@ -165,7 +169,7 @@ RuleError validate_rule(const FaultRule& rule) noexcept;
 struct FaultEvent {
     SysCall call = SysCall::recv;
     int fd = -1;
-    std::uint64_t call_number = 0;     // the rule's own count of matching calls
+    std::uint64_t call_number = 0;     // the rule's own count of matching calls (on this fd, per_fd)
     std::uint64_t syscall_number = 0;  // all calls of this syscall through this FaultySys
     std::size_t rule_index = 0;        // order the rule was added, from 0
     FaultKind fault = FaultKind::eagain;
@@ -176,6 +180,9 @@ struct FaultEvent {
 // "short write 3 of 10 bytes", "short read 3 of 10 bytes", "EAGAIN", ...
 std::string describe(const FaultEvent& event);
 
+// How a rule counts its matching calls and hits (see the header comment).
+enum class RuleCounting : std::uint8_t { per_rule, per_fd };
+
 // Called for every injected fault, after the call completed. Must not call
 // back into the FaultySys.
 using FaultObserver = std::function<void(const FaultEvent&)>;
@@ -184,7 +191,7 @@ class FaultySys final : public Sys {
 public:
     static constexpr std::size_t max_rules = 256;
 
-    FaultySys(Sys& inner, std::uint64_t seed) noexcept;
+    FaultySys(Sys& inner, std::uint64_t seed, RuleCounting counting = RuleCounting::per_rule) noexcept;
 
     // Rules get indices 0, 1, ... in the order added. On error nothing is added.
     [[nodiscard]] RuleError add_rule(const FaultRule& rule);
@@ -198,6 +205,7 @@ public:
     // registrations are kept in a set of their own, so a simulation that
     // asks this every step pays nothing for idle registrations.
     bool owes_edges() const noexcept { return !owed_.empty(); }
+    // Every hit of the rule, over all fds in either counting mode.
     std::uint64_t rule_hits(std::size_t rule_index) const noexcept;
     // Calls made through this FaultySys (injected or not).
     std::uint64_t calls(SysCall call) const noexcept;
@@ -226,11 +234,17 @@ public:
     Nanos now() override;
 
 private:
+    // What a rule has counted, over all fds or on one (RuleCounting).
+    struct RuleCount {
+        std::uint64_t matching_calls = 0;
+        std::uint64_t hits = 0;       // what max_hits limits
+        std::size_t next_listed = 0;  // call_list: the first entry not yet reached
+    };
     struct RuleState {
         FaultRule rule;
-        std::uint64_t matching_calls = 0;
-        std::uint64_t hits = 0;
-        std::size_t next_listed = 0;  // call_list: the first entry not yet reached
+        RuleCount all;                     // per_rule
+        std::map<int, RuleCount> by_fd{};  // per_fd
+        std::uint64_t total_hits = 0;      // rule_hits, either mode
     };
     // The stream position and length of a send/writev/recv/readv.
     struct Transfer {
@@ -256,6 +270,7 @@ private:
     };
 
     std::optional<Pick> pick(SysCall call, int fd, std::optional<Transfer> transfer, bool nonblocking_by_flags);
+    RuleCount& count_of(RuleState& state, int fd);
     // O_NONBLOCK as the calls this FaultySys saw set it (never asked of
     // the inner Sys); an fd it did not see created counts as blocking.
     bool is_nonblocking(int fd) const noexcept;
@@ -265,6 +280,7 @@ private:
     using Registrations = std::map<RegistrationKey, Registration>;
     void owe(int fd, std::uint32_t direction);
     void forget_fd(int fd);
+    void forget_counts(int fd);  // per_fd: the fd's rule counts
     // Every change to a registration's owed or armed goes through here, so
     // owed_ holds exactly the armed registrations with owed != 0.
     void sync_owed(const RegistrationKey& key, const Registration& registration);
@@ -279,6 +295,7 @@ private:
 
     Sys& inner_;
     Rng rng_;
+    RuleCounting counting_;
     FaultObserver observer_;
     std::vector<RuleState> rules_;
     std::array<std::uint64_t, sys_call_count> calls_{};

@@ -363,6 +363,89 @@ TEST_CASE("an fd filter counts and faults only calls on that fd", "[faulty]") {
     CHECK(faults[0].syscall_number == 5);
 }
 
+TEST_CASE("per_fd counting numbers each fd's calls apart, whatever order they interleave in", "[faulty]") {
+    Loopback net;
+    const auto counting = GENERATE(eagain::RuleCounting::per_rule, eagain::RuleCounting::per_fd);
+    FaultySys faulty(net.linux_sys, 1, counting);
+    net.adopt(faulty);
+    std::vector<FaultEvent> faults;
+    faulty.set_observer([&](const FaultEvent& event) { faults.push_back(event); });
+    FaultRule rule = rule_on(SysCall::recv, FaultKind::eagain);
+    rule.when = CallSelector::nth_call;
+    rule.call_number = 2;
+    REQUIRE(faulty.add_rule(rule) == RuleError::none);
+    net.deliver(net.client, net.server, iota_bytes(10));
+    net.deliver(net.server, net.client, iota_bytes(10));
+
+    std::vector<std::string> outcomes;
+    for (const int fd : {net.server, net.client, net.server, net.client})
+        outcomes.push_back(recv_one_byte(faulty, fd, 1).front());
+    if (counting == eagain::RuleCounting::per_rule) {
+        CHECK(outcomes == std::vector<std::string>{"ok 1", "EAGAIN", "ok 1", "ok 1"});
+        REQUIRE(faults.size() == 1);
+    } else {
+        CHECK(outcomes == std::vector<std::string>{"ok 1", "ok 1", "EAGAIN", "EAGAIN"});
+        REQUIRE(faults.size() == 2);
+        CHECK(faults[0].fd == net.server);
+        CHECK(faults[0].call_number == 2);  // the fd's own number, not the 3rd recv overall
+        CHECK(faults[0].syscall_number == 3);
+        CHECK(faults[1].fd == net.client);
+        CHECK(faults[1].call_number == 2);
+        CHECK(faults[1].syscall_number == 4);
+    }
+    CHECK(faulty.rule_hits(0) == faults.size());
+}
+
+TEST_CASE("per_fd counting limits max_hits and walks call lists on each fd", "[faulty]") {
+    Loopback net;
+    FaultySys faulty(net.linux_sys, 1, eagain::RuleCounting::per_fd);
+    net.adopt(faulty);
+    FaultRule once = rule_on(SysCall::recv, FaultKind::eagain);
+    once.max_hits = 1;
+    FaultRule listed = rule_on(SysCall::send, FaultKind::short_transfer);
+    listed.short_limit_bytes = 1;
+    listed.when = CallSelector::call_list;
+    listed.call_list = {2};
+    REQUIRE(faulty.add_rule(once) == RuleError::none);
+    REQUIRE(faulty.add_rule(listed) == RuleError::none);
+    net.deliver(net.client, net.server, iota_bytes(10));
+    net.deliver(net.server, net.client, iota_bytes(10));
+
+    CHECK(recv_one_byte(faulty, net.client, 2) == std::vector<std::string>{"EAGAIN", "ok 1"});
+    CHECK(recv_one_byte(faulty, net.server, 2) == std::vector<std::string>{"EAGAIN", "ok 1"});
+    CHECK(faulty.rule_hits(0) == 2);
+    std::vector<std::string> sends;
+    for (const int fd : {net.client, net.server, net.server, net.client})
+        sends.push_back(outcome(faulty.send(fd, iota_bytes(4), MSG_NOSIGNAL)));
+    CHECK(sends == std::vector<std::string>{"ok 4", "ok 4", "ok 1", "ok 1"});
+}
+
+TEST_CASE("per_fd counting starts afresh on an fd closed and handed out again", "[faulty]") {
+    Loopback net;
+    FaultySys faulty(net.linux_sys, 1, eagain::RuleCounting::per_fd);
+    net.adopt(faulty);
+    FaultRule rule = rule_on(SysCall::recv, FaultKind::eagain);
+    rule.when = CallSelector::nth_call;
+    rule.call_number = 1;
+    REQUIRE(faulty.add_rule(rule) == RuleError::none);
+    net.deliver(net.client, net.server, iota_bytes(10));
+    CHECK(recv_one_byte(faulty, net.server, 2) == std::vector<std::string>{"EAGAIN", "ok 1"});
+
+    const int second_client = net.connect_client();
+    REQUIRE(wait_for(net.linux_sys, net.listener, epoll_in));
+    const int old_server = net.server;
+    REQUIRE(faulty.close(net.server).ok());
+    net.server = -1;
+    const auto accepted = faulty.accept4(net.listener, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    REQUIRE(accepted.ok());
+    net.server = accepted.value;
+    REQUIRE(net.server == old_server);
+    net.deliver(second_client, net.server, iota_bytes(10));
+    CHECK(recv_one_byte(faulty, net.server, 2) == std::vector<std::string>{"EAGAIN", "ok 1"});
+    CHECK(faulty.rule_hits(0) == 2);
+    REQUIRE(faulty.close(second_client).ok());
+}
+
 TEST_CASE("a short write at a stream offset ends the transfer exactly at the offset", "[faulty]") {
     Loopback net;
     FaultySys faulty(net.linux_sys, 1);
