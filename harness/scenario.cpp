@@ -284,9 +284,20 @@ private:
 // escapes parse_scenario.
 struct StatementError {};
 
+// What a file may hold: a whole scenario, or only `fault target ...`
+// statements (parse_fault_file), read by the same fault routine.
+enum class Grammar : std::uint8_t { scenario, fault_file };
+
 class Parser {
 public:
-    explicit Parser(std::string_view file) { result_.scenario.file = std::string(file); }
+    explicit Parser(std::string_view file, Grammar grammar = Grammar::scenario) : grammar_(grammar) {
+        result_.scenario.file = std::string(file);
+        if (grammar_ == Grammar::fault_file) {
+            // The one host a fault file names: the program under the shim.
+            result_.scenario.hosts.push_back(HostSpec{std::string(fault_file_host), {}, {}});
+            seen_expect_ = true;  // a fault file checks nothing itself
+        }
+    }
 
     void line(int number, std::string_view text) {
         line_ = number;
@@ -497,6 +508,10 @@ private:
     void statement(Cursor& c) {
         const Word first = c.take();
         const std::string_view s = first.text;
+        if (grammar_ == Grammar::fault_file) {
+            fault_file_statement(c, first);
+            return;
+        }
         if (s == "seed")
             seed(c, first);
         else if (s == "network")
@@ -809,6 +824,15 @@ private:
         in_flight_bytes_ += in_flight_bytes;
     }
 
+    // A fault file's one statement: "fault target ...".
+    void fault_file_statement(Cursor& c, const Word& first) {
+        if (first.text != "fault")
+            fail(first, "a fault statement (fault target CALL SELECTOR -> RESULT)");
+        if (c.peek().text != fault_file_host)
+            fail(c.peek(), "the host word \"" + std::string(fault_file_host) + "\"");
+        fault(c, first);
+    }
+
     // The selector of a fault rule ("call 3", "chance 1/8", ...), into rule;
     // its first word, for the problems found later.
     Word fault_selector(Cursor& c, FaultRule& rule) {
@@ -1063,6 +1087,7 @@ private:
     bool seen_seed_ = false;
     bool seen_expect_ = false;
     std::map<std::string, std::size_t, std::less<>> fault_rules_per_host_;
+    Grammar grammar_;
     std::map<std::string, std::uint64_t, std::less<>> connections_per_host_;
     std::uint64_t connections_ = 0;
     std::uint64_t frames_ = 0;
@@ -1129,8 +1154,10 @@ std::string format_size(std::uint64_t size_bytes) {
     return std::to_string(size_bytes);
 }
 
-ParseResult parse_scenario(std::string_view text, std::string_view file_name) {
-    Parser parser(file_name);
+namespace {
+
+ParseResult parse(std::string_view text, std::string_view file_name, Grammar grammar) {
+    Parser parser(file_name, grammar);
     if (text.size() > max_file_bytes) {
         parser.too_long(text.size());
         return std::move(parser).finish();
@@ -1148,6 +1175,24 @@ ParseResult parse_scenario(std::string_view text, std::string_view file_name) {
         start = end + 1;
     }
     return std::move(parser).finish();
+}
+
+}  // namespace
+
+ParseResult parse_scenario(std::string_view text, std::string_view file_name) {
+    return parse(text, file_name, Grammar::scenario);
+}
+
+FaultFileResult parse_fault_file(std::string_view text, std::string_view file_name) {
+    ParseResult parsed = parse(text, file_name, Grammar::fault_file);
+    FaultFileResult result;
+    result.errors = std::move(parsed.errors);
+    result.errors_not_listed = parsed.errors_not_listed;
+    if (result.errors.empty()) {
+        for (const SyscallFaultSpec& spec : parsed.scenario.syscall_faults)
+            result.rules.push_back(spec.rule);
+    }
+    return result;
 }
 
 }  // namespace eagain::harness

@@ -165,6 +165,20 @@ inline constexpr Nanos max_rto_min = std::chrono::seconds{120};
 // `expect` statement is an error (it would pass whatever happened).
 ParseResult parse_scenario(std::string_view text, std::string_view file_name);
 
+// A fault file (what the preload shim reads from EAGAIN_FAULTS): comments,
+// blank lines and `fault target CALL SELECTOR [fd N] [times N] -> RESULT`
+// statements only, the scenario's fault statement with the host word
+// fault_file_host; any other statement is an error. Errors as
+// parse_scenario's; rules in file order, empty unless there are no errors.
+inline constexpr std::string_view fault_file_host = "target";
+struct FaultFileResult {
+    std::vector<FaultRule> rules;
+    std::vector<std::string> errors;
+    std::size_t errors_not_listed = 0;
+    bool ok() const noexcept { return errors.empty(); }
+};
+FaultFileResult parse_fault_file(std::string_view text, std::string_view file_name);
+
 // The scenario as text that parse_scenario reads back to the same Scenario
 // (source locations and file name aside): one statement per line, in the
 // order seed, network, tcp, host, link, app, fault, net, at, expect, with

@@ -517,3 +517,53 @@ TEST_CASE("the docs' tables of app kinds say what each kind's entry says", "[sce
 }
 
 }  // namespace eagain::harness
+
+namespace eagain::harness {
+
+// ===========================================================================
+// Fault files (parse_fault_file): what the preload shim reads
+
+TEST_CASE("a fault file gives its target rules in order, comments and blank lines skipped", "[scenario][fault-file]") {
+    const FaultFileResult result = parse_fault_file(R"(# faults for the program under the shim
+
+fault target send call 1 -> short 3
+  fault target recv every 2 times 4 -> EAGAIN   # trailing comment
+fault target accept4 calls 1,3 -> EMFILE
+)",
+                                                    "f.faults");
+    REQUIRE(result.errors == std::vector<std::string>{});
+    REQUIRE(result.rules.size() == 3);
+    CHECK(result.rules[0].call == SysCall::send);
+    CHECK(result.rules[0].when == CallSelector::nth_call);
+    CHECK(result.rules[0].call_number == 1);
+    CHECK(result.rules[0].fault == FaultKind::short_transfer);
+    CHECK(result.rules[0].short_limit_bytes == 3);
+    CHECK(result.rules[1].call == SysCall::recv);
+    CHECK(result.rules[1].when == CallSelector::every_kth_call);
+    CHECK(result.rules[1].max_hits == std::optional<std::uint64_t>(4));
+    CHECK(result.rules[2].call_list == std::vector<std::uint64_t>{1, 3});
+    CHECK(result.rules[2].fault == FaultKind::emfile);
+    CHECK(parse_fault_file("", "empty.faults").ok());
+    CHECK(parse_fault_file("# nothing\n\n", "empty.faults").rules.empty());
+}
+
+TEST_CASE("a fault file refuses other statements, other hosts and bad faults, with file:line:col", "[scenario][fault-file]") {
+    const auto errors = [](std::string_view text) { return parse_fault_file(text, "f.faults").errors; };
+    CHECK(errors("host server\n") ==
+          std::vector<std::string>{
+              "f.faults:1:1: expected a fault statement (fault target CALL SELECTOR -> RESULT), found \"host\""});
+    CHECK(errors("\nfault server send call 1 -> EPIPE\n") ==
+          std::vector<std::string>{"f.faults:2:7: expected the host word \"target\", found \"server\""});
+    CHECK(errors("fault\n") ==
+          std::vector<std::string>{"f.faults:1:6: expected the host word \"target\", found end of line"});
+    CHECK(errors("fault target recv call 1 -> EPIPE\n") ==
+          std::vector<std::string>{"f.faults:1:29: expected a fault FaultySys can inject here (Linux cannot return "
+                                   "this fault from this call), found \"EPIPE\""});
+    CHECK(errors("fault target sned call 1 -> EAGAIN\n").front().starts_with("f.faults:1:14: expected a syscall name"));
+    CHECK(errors("expect no-fd-leak\nfault target send call 1 -> EPIPE\n").size() == 1);
+    const FaultFileResult mixed = parse_fault_file("fault target send call 1 -> EPIPE\nseed 3\n", "f.faults");
+    CHECK(mixed.errors.size() == 1);
+    CHECK(mixed.rules.empty());  // a file with errors gives no rules
+}
+
+}  // namespace eagain::harness
