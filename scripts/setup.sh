@@ -8,7 +8,8 @@ packages=(
   clang-14 libclang-rt-14-dev libfuzzer-14-dev llvm-14
   catch2 librapidcheck-dev libbenchmark-dev
   lcov
-  libcli11-dev
+  libcli11-dev nlohmann-json3-dev
+  socat python3
 )
 
 missing=()

@@ -19,6 +19,10 @@
 //                                        print its path (harness/explore.h);
 //                                        too many faults to list: its chance
 //                                        rules and seed, the header says why
+//   eagain verify --target 'CMD {port}' --protocol bytes|frames [...]
+//                                        judge an unmodified program on the
+//                                        real kernel (tools/verify_command.cpp,
+//                                        docs/verify.md); its own exit codes
 //
 // Exit 0 when every file is valid (check) / passed (run, sweep) / no seed
 // failed (explore), 1 when any has problems or fails or cannot run yet (or
@@ -31,6 +35,7 @@
 #include "harness/runner.h"
 #include "harness/scenario.h"
 #include "harness/sweep.h"
+#include "tools/verify_command.h"
 
 #include <CLI/CLI.hpp>
 
@@ -483,6 +488,8 @@ int main(int argc, char** argv) {
     explore_cmd->add_option("--out", out_dir, "directory for the reproducer (default: .)");
     explore_cmd->add_option("--max-runs", max_runs, "runs to spend checking and minimising (default 500)")
         ->check(CLI::Range(std::size_t{5}, std::size_t{1000000}));
+    eagain::tools::VerifyArguments verify_arguments;
+    CLI::App* verify_cmd = eagain::tools::add_verify_command(app, verify_arguments);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -508,5 +515,7 @@ int main(int argc, char** argv) {
         return sweep_command(scenario_file, seeds_text, jobs, shard_text);
     if (explore_cmd->parsed())
         return explore_command(scenario_file, seeds_text, out_dir, max_runs);
+    if (verify_cmd->parsed())
+        return eagain::tools::verify_command(verify_arguments);
     return 2;
 }
