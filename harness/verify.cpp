@@ -98,19 +98,20 @@ std::optional<Finding> judge_echo(const EchoOutcome& e) {
         return Finding{e.mismatch_is_loss ? ProblemKind::data_loss : ProblemKind::data_corruption, who + e.mismatch};
     const std::string progress = std::to_string(e.received_bytes) + " of " + std::to_string(e.expected_bytes) +
                                  " bytes came back";
-    if (e.received_bytes < e.expected_bytes) {
-        if (e.eof)
-            return Finding{ProblemKind::connection_dropped, who + "the target closed the connection (FIN) when " +
-                                                                 progress + " (" + std::to_string(e.sent_bytes) +
-                                                                 " sent)"};
-        if (e.error != 0)
-            return Finding{ProblemKind::connection_dropped,
-                           who + errno_name(e.error) + " when " + progress + " (" + std::to_string(e.sent_bytes) +
-                               " sent)"};
+    if (e.received_bytes < e.expected_bytes && (e.eof || e.error != 0)) {
+        const std::string how = e.eof ? "closed the connection (FIN)" : "ended the connection (" + errno_name(e.error) + ")";
+        // Everything had been sent: the target had the bytes and ended the
+        // stream without them. Still sending: it dropped the connection.
+        if (e.sent_bytes == e.expected_bytes)
+            return Finding{ProblemKind::data_loss, who + "all " + std::to_string(e.sent_bytes) +
+                                                       " bytes were sent, and the target " + how + " when " + progress};
+        return Finding{ProblemKind::connection_dropped, who + "the target " + how + " when " + progress + ", with " +
+                                                            std::to_string(e.sent_bytes) + " sent"};
+    }
+    if (e.received_bytes < e.expected_bytes)
         return Finding{ProblemKind::stall, who + "only " + progress + ", then nothing for " +
                                                std::to_string(quiet_limit.count() / 1'000'000'000) + " s (" +
                                                std::to_string(e.sent_bytes) + " sent)"};
-    }
     if (!e.eof)
         return Finding{e.error != 0 ? ProblemKind::connection_dropped : ProblemKind::missing_eof,
                        who + "all " + std::to_string(e.expected_bytes) + " bytes came back, then " +
