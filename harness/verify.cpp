@@ -268,6 +268,14 @@ RunOutcome run_once(const Check& check, const VerifyOptions& options, const std:
     for (Oracle oracle : order)
         if (!finding)
             finding = judge(oracle, context);
+    // A target that dies of what the peer did may still be exiting when the
+    // peer is done; its death, not the broken echo after it, is the finding.
+    if (finding && finding->kind != ProblemKind::crash && finding->kind != ProblemKind::killed_by_sigpipe &&
+        finding->kind != ProblemKind::exited && std::count(order.begin(), order.end(), Oracle::alive) > 0) {
+        sleep_for(milliseconds{300});
+        if (std::optional<Finding> death = judge_alive(*target))
+            finding = death;
+    }
     target->stop(milliseconds{2000});
     const ShimLog shim = read_shim_log(dir + "/shim.log");
     out.faults = shim.faults;

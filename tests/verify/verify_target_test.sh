@@ -2,8 +2,10 @@
 # eagain verify against one of the test targets (tests/verify/targets/), as
 # a user runs it, judged from its exit status and its --report JSON:
 #
-#   verify_target_test.sh BUILD_DIR TARGET PROTOCOL pass [RUNS]
-#       every check of the default suite passes, RUNS times (default 1)
+#   verify_target_test.sh BUILD_DIR TARGET PROTOCOL pass [CHECKS|all [RUNS]]
+#       every check of the default suite (or those named) passes, RUNS
+#       times (default 1). TARGET is a test target's name, or a command
+#       with {port} (a real program).
 #   verify_target_test.sh BUILD_DIR TARGET PROTOCOL KIND CHECKS
 #       the checks named (comma-separated) are run; at least one fails
 #       with KIND, and none is inconclusive (the shim saw the target, and
@@ -15,7 +17,13 @@ target="${2:?target name}"
 protocol="${3:?bytes or frames}"
 expected="${4:?pass or a kind}"
 bin="$build/tools/eagain"
-program="$build/tests/verify/targets/verify-target-$target"
+if [[ "$target" == *"{port}"* ]]; then
+    command="$target"
+else
+    program="$build/tests/verify/targets/verify-target-$target"
+    [[ -x "$program" ]] || { echo "FAIL: no target $program" >&2; exit 1; }
+    command="$program {port}"
+fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 fail() {
@@ -23,11 +31,10 @@ fail() {
     cat "$work/out" >&2 2>/dev/null || true
     exit 1
 }
-[[ -x "$program" ]] || fail "no target $program"
-
-args=(verify --target "$program {port}" --protocol "$protocol" --report "$work/report.json")
+args=(verify --target "$command" --protocol "$protocol" --report "$work/report.json")
 if [[ "$expected" == pass ]]; then
-    args+=(--runs "${5:-1}")
+    [[ "${5:-all}" == all ]] || args+=(--checks "$5")
+    args+=(--runs "${6:-1}")
 else
     args+=(--checks "${5:?the checks that must catch it}")
 fi
