@@ -9,12 +9,23 @@
 //   preload-probe epipe MODE      MODE nosignal|ignore|default: send, "send EPIPE" if it survives
 //   preload-probe pipe            pipe + file read/write: "pipe ok file ok"
 //   preload-probe two-conns       first recv on each of two connections: "a X b Y"
+//   preload-probe blocked-thread  a thread blocked in recv; the main thread's echo
+//                                 on another connection still completes: "other ok 5"
+//   preload-probe fork            a child forked while a thread makes socket calls
+//                                 makes its own and exits: "child 0" (killed by PID after 2 s)
+//   preload-probe fionbio         blocking accept, then ioctl(FIONBIO): "recv X"
+//   preload-probe dup             recv on a dup of a non-blocking socket: "recv X"
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <atomic>
+#include <thread>
 
 #include <cerrno>
 #include <cstdio>
@@ -157,6 +168,88 @@ int two_conns() {
     return 0;
 }
 
+int blocked_thread() {
+    sockaddr_in address{};
+    const int listener = listener_on_loopback(address);
+    const Pair blocked = connected_pair(listener, address);
+    const Pair other = connected_pair(listener, address);
+    ::fcntl(blocked.server, F_SETFL, 0);  // blocking: its recv waits for data
+    std::thread reader([&] {
+        char byte = 0;
+        (void)::recv(blocked.server, &byte, 1, 0);
+    });
+    ::usleep(50 * 1000);  // the reader is in recv by now
+    char buffer[8];
+    std::string result = "FAILED";
+    if (::send(other.client, "12345", 5, 0) == 5 && readable(other.server))
+        result = outcome(::recv(other.server, buffer, sizeof buffer, 0));
+    (void)::send(blocked.client, "x", 1, 0);  // lets the reader go
+    reader.join();
+    std::printf("other %s\n", result.c_str());
+    return 0;
+}
+
+int fork_while_busy() {
+    const Pair pair = loopback_pair();
+    std::atomic<bool> stop{false};
+    std::thread busy([&] {
+        char byte = 0;
+        while (!stop.load())
+            (void)::recv(pair.server, &byte, 1, 0);  // EAGAIN, through the shim's lock
+    });
+    ::usleep(10 * 1000);
+    int child_status = -1;
+    for (int round = 0; round < 20 && child_status == -1; ++round) {
+        const pid_t child = ::fork();
+        if (child == 0) {
+            const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+            ::_exit(fd >= 0 && ::close(fd) == 0 ? 0 : 1);
+        }
+        int status = 0;
+        pid_t done = 0;
+        for (int waits = 0; waits < 200 && (done = ::waitpid(child, &status, WNOHANG)) == 0; ++waits)
+            ::usleep(10 * 1000);
+        if (done == 0) {
+            ::kill(child, SIGKILL);  // a deadlocked child: ended by its PID
+            ::waitpid(child, &status, 0);
+            child_status = 99;
+        } else if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
+            child_status = WEXITSTATUS(status);
+        }
+    }
+    stop.store(true);
+    busy.join();
+    std::printf("child %d\n", child_status == -1 ? 0 : child_status);
+    return 0;
+}
+
+int fionbio() {
+    sockaddr_in address{};
+    const int listener = listener_on_loopback(address);
+    const int client = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (::connect(client, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0)
+        die("connect");
+    const int server = ::accept(listener, nullptr, nullptr);
+    int on = 1;
+    if (server < 0 || ::ioctl(server, FIONBIO, &on) != 0)
+        die("FIONBIO");
+    if (::send(client, "1", 1, 0) != 1 || !readable(server))
+        die("send");
+    char buffer[8];
+    std::printf("recv %s\n", outcome(::recv(server, buffer, sizeof buffer, 0)).c_str());
+    return 0;
+}
+
+int dup_of_socket() {
+    const Pair pair = loopback_pair();
+    const int copy = ::dup(pair.server);
+    if (copy < 0 || ::send(pair.client, "1", 1, 0) != 1 || !readable(copy))
+        die("dup");
+    char buffer[8];
+    std::printf("recv %s\n", outcome(::recv(copy, buffer, sizeof buffer, 0)).c_str());
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -171,6 +264,14 @@ int main(int argc, char** argv) {
         return pipe_and_file();
     if (mode == "two-conns")
         return two_conns();
-    std::fprintf(stderr, "usage: preload-probe echo|et-eagain|epipe MODE|pipe|two-conns\n");
+    if (mode == "blocked-thread")
+        return blocked_thread();
+    if (mode == "fork")
+        return fork_while_busy();
+    if (mode == "fionbio")
+        return fionbio();
+    if (mode == "dup")
+        return dup_of_socket();
+    std::fprintf(stderr, "usage: preload-probe echo|et-eagain|epipe MODE|pipe|two-conns|blocked-thread|fork|fionbio|dup\n");
     return 2;
 }

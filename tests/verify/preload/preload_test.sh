@@ -35,7 +35,7 @@ expect_out() {
 
 case "$case_name" in
     no-rules-same)
-        for mode in echo et-eagain pipe two-conns "epipe nosignal"; do
+        for mode in echo et-eagain pipe two-conns "epipe nosignal" blocked-thread fork fionbio dup; do
             plain=$(timeout -k 1 10 "$probe" $mode) || fail "$mode without the shim"
             run "# no rules" $mode
             expect_out "$plain"
@@ -79,6 +79,22 @@ fault target recv cal 1 -> EAGAIN" echo
         expect_out "a EAGAIN b EAGAIN"
         [ "$(grep -c '"event":"fault","call":"recv","fd":[0-9]*,"call_number":1,"fault":"EAGAIN"' "$work/log")" -eq 2 ] ||
             fail "expected two recv faults: $(cat "$work/log")"
+        ;;
+    threads-and-fork)
+        # A thread blocked in recv holds up no other; a child forked while
+        # another thread is inside the shim starts with its lock free.
+        run "fault target recv every 2 -> EINTR" blocked-thread
+        expect_out "other ok 5"
+        run "fault target recv every 3 -> EAGAIN" fork
+        expect_out "child 0"
+        ;;
+    learns-nonblocking)
+        # FIONBIO (CPython's setblocking) and an fd the shim did not see
+        # made (a dup, asked with getsockopt): EAGAIN only once O_NONBLOCK is known.
+        run "fault target recv call 1 -> EAGAIN" fionbio
+        expect_out "recv EAGAIN"
+        run "fault target recv call 1 -> EAGAIN" dup
+        expect_out "recv EAGAIN"
         ;;
     *)
         fail "unknown case"
