@@ -270,7 +270,10 @@ int routed_fcntl(int fd, int command, void* argument, int (*real)(int, int, ...)
 
 int routed_epoll_wait(int epoll_fd, epoll_event* events, int max_events, int timeout_ms, const sigset_t* mask,
                       bool with_mask) {
-    if (!routing() || max_events <= 0 || events == nullptr) {
+    // Above max_routed_events (no real program asks that many at once) the
+    // call goes straight to libc rather than allocate without bound.
+    constexpr int max_routed_events = 1 << 16;
+    if (!routing() || max_events <= 0 || max_events > max_routed_events || events == nullptr) {
         return with_mask ? real_libc().epoll_pwait(epoll_fd, events, max_events, timeout_ms, mask)
                          : real_libc().epoll_wait(epoll_fd, events, max_events, timeout_ms);
     }
