@@ -49,7 +49,8 @@
 
 enum {
   read_chunk_bytes = 16 * 1024,
-  read_budget_bytes = 256 * 1024,  /* read per connection per wake-up */
+  read_budget_bytes = 256 * 1024,  /* read per connection per round */
+  serve_rounds_max = 4,            /* read-then-write rounds per wake-up */
   output_bound_bytes = 256 * 1024, /* stop reading while more is pending */
   accept_burst_max = 256,          /* accept calls per wake-up */
   accept_backoff_ms = 100,         /* listener rest after EMFILE and the like */
@@ -268,7 +269,7 @@ static void close_connection(struct server *s, struct connection *c)
 static void serve(struct server *s, struct connection *c)
 {
   int end = keep_open;
-  for (int rounds = 0; end == keep_open && rounds < 4; ++rounds) {
+  for (int rounds = 0; end == keep_open && rounds < serve_rounds_max; ++rounds) {
     if (can_read_more(c))
       end = read_until_eagain(c);
     if (end == keep_open)
