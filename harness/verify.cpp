@@ -241,12 +241,15 @@ RunOutcome run_once(const Check& check, const VerifyOptions& options, const std:
     for (std::size_t at = command.find("{port}"); at != std::string::npos; at = command.find("{port}"))
         command.replace(at, 6, std::to_string(port));
     const char* existing = std::getenv("LD_PRELOAD");
+    const std::string runtime = options.preload_runtime.empty() ? "" : options.preload_runtime + ":";
     TargetOptions target_options{command, port,
-                                 {{"LD_PRELOAD", options.preload + (existing ? std::string(":") + existing : "")},
+                                 {{"LD_PRELOAD", runtime + options.preload + (existing ? std::string(":") + existing : "")},
                                   {"EAGAIN_FAULTS", dir + "/faults"},
                                   {"EAGAIN_PRELOAD_LOG", dir + "/shim.log"},
                                   {"EAGAIN_SEED", std::to_string(options.seed)}},
                                  dir};
+    if (!runtime.empty())
+        target_options.environment.push_back({"ASAN_OPTIONS", "detect_leaks=0:abort_on_error=0"});
     std::string error;
     std::optional<TargetProcess> target = TargetProcess::start(target_options, &error);
     if (target)

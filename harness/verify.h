@@ -48,6 +48,10 @@ struct VerifyOptions {
     FrameSpec spec;                 // frames: the length-field protocol
     std::string frame_spec_option;  // as given on the command line, for the replay command
     std::string preload;            // libeagain-preload.so
+    // Loaded before the shim, with the sanitizer's leak check off in the
+    // target (its leaks are not the shim's): libasan, when the shim was
+    // built with ASan. Empty otherwise.
+    std::string preload_runtime;
     std::string suite;              // as given (empty: the default), for the replay command
     std::string keep;               // keep each run's files below this directory; empty: a temporary one, removed
     std::uint64_t runs = 1;

@@ -64,7 +64,7 @@ TEST_CASE("a check file's mistakes are reported at file:line:col", "[verify]") {
     CHECK(errors("# nothing\n").size() == 3);  // no check, no peer, no expect
 }
 
-TEST_CASE("--frame-spec reads a length-field protocol over the default one", "[verify]") {
+TEST_CASE("the --frame-spec option reads a length-field protocol over the default one", "[verify]") {
     std::string error;
     const std::optional<FrameSpec> plain = parse_frame_spec("", &error);
     REQUIRE(plain);

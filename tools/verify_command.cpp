@@ -95,6 +95,10 @@ std::optional<VerifyOptions> options_from(const VerifyArguments& a) {
     }
     o.spec = *spec;
     o.preload = a.preload.empty() ? EAGAIN_DEFAULT_PRELOAD : a.preload;
+#ifdef EAGAIN_PRELOAD_RUNTIME
+    if (a.preload.empty())
+        o.preload_runtime = EAGAIN_PRELOAD_RUNTIME;
+#endif
     if (::access(o.preload.c_str(), R_OK) != 0) {
         std::fprintf(stderr, "--preload: %s cannot be read (build the eagain-preload target, or name it)\n",
                      o.preload.c_str());
