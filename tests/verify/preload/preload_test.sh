@@ -23,7 +23,10 @@ fail() {
 run() {
     printf '%s\n' "$1" > "$work/rules.faults"
     shift
-    out=$(EAGAIN_FAULTS="$work/rules.faults" EAGAIN_PRELOAD_LOG="$work/log" LD_PRELOAD="$shim" \
+    # Under ASan the runtime must be the first library loaded, before the
+    # shim (EAGAIN_PRELOAD_RUNTIME, set by verify/CMakeLists.txt then).
+    out=$(EAGAIN_FAULTS="$work/rules.faults" EAGAIN_PRELOAD_LOG="$work/log" \
+        LD_PRELOAD="${EAGAIN_PRELOAD_RUNTIME:+$EAGAIN_PRELOAD_RUNTIME:}$shim" \
         timeout -k 1 10 "$probe" "$@" 2> "$work/err")
     status=$?
 }
