@@ -198,7 +198,8 @@ private:
         // Bounded: a target that sends without end cannot grow this past a
         // mebibyte beyond what was sent.
         const std::size_t room = stream_.size() + (1U << 20) - std::min(offset, stream_.size() + (1U << 20));
-        received_.insert(received_.end(), bytes.begin(), bytes.begin() + std::min(bytes.size(), room));
+        received_.insert(received_.end(), bytes.begin(),
+                         bytes.begin() + static_cast<std::ptrdiff_t>(std::min(bytes.size(), room)));
         outcome.received_bytes += bytes.size();
         if (outcome.mismatch_at)
             return;
