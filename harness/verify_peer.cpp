@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -495,6 +496,16 @@ PeerSpec fresh_client_spec(std::uint64_t bytes) {
     return spec;
 }
 
+// The target's CPU since ticks0 was read at from, as a share of one CPU
+// (clock ticks are sysconf(_SC_CLK_TCK) a second).
+CpuReading cpu_since(const PeerContext& context, std::uint64_t ticks0, Nanos from, std::string during) {
+    const Nanos window = monotonic_now() - from;
+    const std::uint64_t ticks = context.cpu_ticks() - ticks0;
+    const double seconds = static_cast<double>(window.count()) / 1e9;
+    const double ticks_per_second = static_cast<double>(::sysconf(_SC_CLK_TCK));
+    return CpuReading{window, ticks, static_cast<double>(ticks) / (ticks_per_second * seconds), std::move(during)};
+}
+
 // During the stall: the CPU the target uses, and a second client's echo
 // (second outlives the loop's use of it: it is the caller's).
 void watch_stall(Loop& loop, const Check& check, const PeerContext& context, PeerReport& report, Nanos t0,
@@ -515,21 +526,14 @@ void watch_stall(Loop& loop, const Check& check, const PeerContext& context, Pee
         report.second_client = second->outcome;
     }
     (void)loop.run(end, [] { return false; });
-    const Nanos window = monotonic_now() - from;
-    const std::uint64_t ticks = context.cpu_ticks() - ticks0;
-    const double seconds = static_cast<double>(window.count()) / 1e9;
-    report.cpu = CpuReading{window, ticks, static_cast<double>(ticks) / (100.0 * seconds),
-                            "every client's " + millis(check.peer.stall) + " stall"};
+    report.cpu = cpu_since(context, ticks0, from, "every client's " + millis(check.peer.stall) + " stall");
 }
 
 void watch_idle(Loop& loop, const Check& check, const PeerContext& context, PeerReport& report) {
     const std::uint64_t ticks0 = context.cpu_ticks();
     const Nanos from = monotonic_now();
     (void)loop.run(from + check.peer.idle, [] { return false; });
-    const Nanos window = monotonic_now() - from;
-    const std::uint64_t ticks = context.cpu_ticks() - ticks0;
-    report.cpu = CpuReading{window, ticks, static_cast<double>(ticks) / (100.0 * static_cast<double>(window.count()) / 1e9),
-                            millis(check.peer.idle) + " with every client connected and silent"};
+    report.cpu = cpu_since(context, ticks0, from, millis(check.peer.idle) + " with every client connected and silent");
 }
 
 void run_echo(const Check& check, const PeerContext& context, PeerReport& report) {
