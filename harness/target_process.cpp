@@ -97,10 +97,12 @@ std::optional<ProcessStat> read_stat(const std::string& pid) {
         f.push_back(word);
     if (f.size() < 15)
         return std::nullopt;
-    // From field 3 (state): 4 ppid is f[1]; 14 utime f[11], 15 stime f[12],
-    // 16 cutime f[13], 17 cstime f[14].
+    // From field 3 (state): 4 ppid is f[1]; 9 flags f[6]; 14 utime f[11],
+    // 15 stime f[12], 16 cutime f[13], 17 cstime f[14].
+    constexpr unsigned long pf_exiting = 0x4;  // set first thing in do_exit, before the fds close
     ProcessStat s;
     s.parent = static_cast<pid_t>(std::strtol(f[1].c_str(), nullptr, 10));
+    s.exiting = f[0] == "Z" || f[0] == "X" || (std::strtoul(f[6].c_str(), nullptr, 10) & pf_exiting) != 0;
     s.ticks = std::strtoull(f[11].c_str(), nullptr, 10) + std::strtoull(f[12].c_str(), nullptr, 10);
     s.children_ticks = std::strtoull(f[13].c_str(), nullptr, 10) + std::strtoull(f[14].c_str(), nullptr, 10);
     return s;
@@ -133,7 +135,13 @@ std::optional<TargetProcess> TargetProcess::start(const TargetOptions& options, 
         ::dup2(err_fd, 2);
         for (const auto& [name, value] : options.environment)
             ::setenv(name.c_str(), value.c_str(), 1);
+        // As a shell would start it: SIGPIPE default and nothing blocked, even
+        // if eagain's own caller ignored or blocked it (a buggy target would
+        // then survive a SIGPIPE and look correct).
         ::signal(SIGPIPE, SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        ::sigprocmask(SIG_SETMASK, &none, nullptr);
         ::execl("/bin/sh", "sh", "-c", exec_line.c_str(), static_cast<char*>(nullptr));
         ::_exit(127);
     }
@@ -171,7 +179,14 @@ std::optional<ExitStatus> TargetProcess::poll_exit() {
     if (ended_ || pid_ <= 0)
         return ended_;
     int status = 0;
-    const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+    pid_t r = ::waitpid(pid_, &status, WNOHANG);
+    if (r == 0) {
+        const std::optional<ProcessStat> stat = read_stat(std::to_string(pid_));
+        for (const Nanos until = monotonic_now() + std::chrono::seconds{2};
+             r == 0 && stat && stat->exiting && monotonic_now() < until;
+             r = ::waitpid(pid_, &status, WNOHANG))
+            sleep_for(std::chrono::milliseconds{1});
+    }
     if (r == pid_)
         ended_ = WIFSIGNALED(status) ? ExitStatus{true, WTERMSIG(status)} : ExitStatus{false, WEXITSTATUS(status)};
     return ended_;

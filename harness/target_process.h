@@ -36,6 +36,7 @@ struct TargetOptions {
 // One process's line of /proc/PID/stat, the fields used here.
 struct ProcessStat {
     pid_t parent = 0;
+    bool exiting = false;              // state Z or X, or PF_EXITING in the flags
     std::uint64_t ticks = 0;           // utime + stime
     std::uint64_t children_ticks = 0;  // cutime + cstime (reaped children)
 };
@@ -53,7 +54,9 @@ public:
     // Waits until something listens on the port (/proc/net/tcp{,6}); an
     // error if the process ends first or the timeout passes.
     std::optional<std::string> wait_listening(Nanos timeout);
-    // Reaps it without waiting: its status if it has ended.
+    // Reaps it without waiting: its status if it has ended. A process the
+    // kernel is tearing down (its sockets may already be closed, so a peer
+    // has seen it go) is waited for, up to 2 s, rather than called alive.
     std::optional<ExitStatus> poll_exit();
     // Open fds in /proc/PID/fd; -1 if it cannot be read.
     int open_fds() const;
