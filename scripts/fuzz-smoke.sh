@@ -27,7 +27,7 @@ cd "$repo"
 scripts/setup.sh
 build_log=build/fuzz/smoke-build.log
 mkdir -p build/fuzz
-if ! { cmake --preset fuzz && cmake --build --preset fuzz; } >"$build_log" 2>&1; then
+if ! { cmake --preset fuzz && cmake --build --preset fuzz --target eagain-fuzzers; } >"$build_log" 2>&1; then
     tail -n 40 "$build_log" >&2
     echo "fuzz-smoke: build failed (full log: $build_log)" >&2
     exit 1
