@@ -27,14 +27,14 @@ bool is_sending(SysCall call) noexcept {
 }
 
 // The table of what Linux can return from each call (man 2 send, recv,
-// readv, connect, accept4, close, epoll_wait).
+// readv, connect, accept4, close, epoll_wait, poll).
 bool fault_possible(SysCall call, FaultKind fault) noexcept {
     switch (fault) {
         case FaultKind::short_transfer: return is_transfer(call);
         case FaultKind::eagain: return is_transfer(call) || call == SysCall::accept4;
         case FaultKind::eintr:
             return is_transfer(call) || call == SysCall::accept4 || call == SysCall::connect ||
-                   call == SysCall::close || call == SysCall::epoll_wait;
+                   call == SysCall::close || call == SysCall::epoll_wait || call == SysCall::poll;
         case FaultKind::econnreset: return is_transfer(call);
         case FaultKind::epipe: return is_sending(call);  // a read never reports EPIPE
         case FaultKind::econnrefused:
@@ -678,6 +678,20 @@ FdResult FaultySys::epoll_wait(int epoll_fd, std::span<EpollEvent> events, int t
             return FdResult::success(static_cast<int>(kept));
     }
     return FdResult::success(0);
+}
+
+FdResult FaultySys::poll(std::span<pollfd> fds, int timeout_ms) {
+    ++calls_[static_cast<std::size_t>(SysCall::poll)];
+    // poll is level-triggered: an edge owed to epoll means nothing here, and
+    // an EINTR leaves every readiness for the next call. The fd a rule names
+    // is the first entry's.
+    const int first_fd = fds.empty() ? -1 : fds.front().fd;
+    if (const std::optional<Pick> chosen = pick(SysCall::poll, first_fd, std::nullopt, false)) {
+        EAGAIN_ASSERT(chosen->fault == FaultKind::eintr);
+        record(*chosen, SysCall::poll, first_fd, 0);
+        return FdResult::failure(EINTR);
+    }
+    return inner_.poll(fds, timeout_ms);
 }
 
 Nanos FaultySys::now() {

@@ -90,7 +90,7 @@ namespace eagain {
 enum class FaultKind : std::uint8_t {
     short_transfer,  // send/writev/recv/readv
     eagain,          // send/writev/recv/readv/accept4
-    eintr,           // send/writev/recv/readv/accept4/connect/close/epoll_wait
+    eintr,           // send/writev/recv/readv/accept4/connect/close/epoll_wait/poll
     econnreset,      // send/writev/recv/readv
     epipe,           // send/writev
     econnrefused,    // connect
@@ -116,7 +116,7 @@ struct FaultRule {
     // The syscall the rule applies to.
     SysCall call = SysCall::recv;
     // Only calls on this fd (the listening fd for accept4, the epoll fd for
-    // epoll_wait); nullopt: any fd. Call numbers count only matching calls.
+    // epoll_wait, the first entry's fd for poll); nullopt: any fd. Call numbers count only matching calls.
     std::optional<int> fd;
     FaultKind fault = FaultKind::eagain;
     // short_transfer, except at_stream_offset: the most bytes the call moves
@@ -231,6 +231,7 @@ public:
     FdResult epoll_create1(int flags) override;
     VoidResult epoll_ctl(int epoll_fd, int op, int fd, EpollEvent event) override;
     FdResult epoll_wait(int epoll_fd, std::span<EpollEvent> events, int timeout_ms) override;
+    FdResult poll(std::span<pollfd> fds, int timeout_ms) override;
     Nanos now() override;
 
 private:

@@ -172,6 +172,11 @@ FdResult LinuxSys::epoll_wait(int epoll_fd, std::span<EpollEvent> events, int ti
     return FdResult::success(n);
 }
 
+FdResult LinuxSys::poll(std::span<pollfd> fds, int timeout_ms) {
+    const int n = ::poll(fds.data(), static_cast<nfds_t>(fds.size()), timeout_ms);
+    return n == -1 ? FdResult::failure(errno) : FdResult::success(n);
+}
+
 Nanos LinuxSys::now() {
     timespec ts{};
     ::clock_gettime(CLOCK_MONOTONIC, &ts);

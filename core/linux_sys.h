@@ -29,6 +29,7 @@ public:
     FdResult epoll_create1(int flags) override;
     VoidResult epoll_ctl(int epoll_fd, int op, int fd, EpollEvent event) override;
     FdResult epoll_wait(int epoll_fd, std::span<EpollEvent> events, int timeout_ms) override;
+    FdResult poll(std::span<pollfd> fds, int timeout_ms) override;
     Nanos now() override;
 };
 

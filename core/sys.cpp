@@ -62,8 +62,9 @@ constexpr std::array<std::string_view, sys_call_count> sys_call_names = {
     "socket",      "bind",        "listen", "accept4",        "connect",       "getsockopt", "setsockopt",
     "getsockname", "getpeername", "send",   "recv",           "readv",         "writev",     "sendmsg",
     "shutdown",    "close",       "fcntl",  "ioctl_fionread", "epoll_create1", "epoll_ctl",  "epoll_wait",
+    "poll",
 };
-static_assert(static_cast<std::size_t>(SysCall::epoll_wait) + 1 == sys_call_count);
+static_assert(static_cast<std::size_t>(SysCall::poll) + 1 == sys_call_count);
 }  // namespace
 
 std::string_view to_string(SysCall call) noexcept {

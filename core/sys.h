@@ -15,6 +15,7 @@
 // they mean is the driver's job (core/transport.h).
 #pragma once
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -118,8 +119,9 @@ enum class SysCall : std::uint8_t {
     epoll_create1,
     epoll_ctl,
     epoll_wait,
+    poll,
 };
-inline constexpr std::size_t sys_call_count = 21;
+inline constexpr std::size_t sys_call_count = 22;
 std::string_view to_string(SysCall call) noexcept;
 std::optional<SysCall> sys_call_from_string(std::string_view name) noexcept;
 
@@ -159,6 +161,10 @@ public:
     // Returns how many entries of events were filled. timeout_ms: -1 blocks,
     // 0 polls.
     virtual FdResult epoll_wait(int epoll_fd, std::span<EpollEvent> events, int timeout_ms) = 0;
+    // poll(2), level-triggered: fills each entry's revents (POLLNVAL for an
+    // fd not open; an entry with a negative fd is skipped) and returns how
+    // many entries have revents set. timeout_ms: -1 blocks, 0 polls.
+    virtual FdResult poll(std::span<pollfd> fds, int timeout_ms) = 0;
 
     // Monotonic clock; never goes backwards.
     virtual Nanos now() = 0;

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/epoll.h>
 
 #include <algorithm>
@@ -891,6 +892,66 @@ FdResult SimKernel::epoll_wait(int epoll_fd, std::span<EpollEvent> events, int t
         reported = collect(epoll, events);
     }
     return done(FdResult::success(static_cast<int>(reported)));
+}
+
+// ===========================================================================
+// poll
+
+std::uint32_t SimKernel::poll_mask(int fd) {
+    if (fd < 0 || static_cast<std::size_t>(fd) >= files_.size())
+        return POLLNVAL;
+    File& file = files_[static_cast<std::size_t>(fd)];
+    switch (file.kind) {
+        case File::Kind::none: return POLLNVAL;
+        case File::Kind::epoll: return epoll_ready(*file.epoll) ? static_cast<std::uint32_t>(POLLIN) : 0U;
+        case File::Kind::socket: return readiness(*world_.endpoint(file.endpoint));
+    }
+    return POLLNVAL;
+}
+
+FdResult SimKernel::poll(std::span<pollfd> fds, int timeout_ms) {
+    int ready = 0;
+    const auto scan = [&] {
+        ready = 0;
+        for (pollfd& entry : fds) {
+            entry.revents = 0;
+            if (entry.fd < 0)
+                continue;  // poll(2): the entry is ignored
+            // POLLERR, POLLHUP and POLLNVAL are reported whether asked or not.
+            const std::uint32_t asked = static_cast<std::uint16_t>(entry.events) | POLLERR | POLLHUP | POLLNVAL;
+            entry.revents = static_cast<short>(poll_mask(entry.fd) & asked & (event_bits | POLLNVAL));
+            if (entry.revents != 0)
+                ++ready;
+        }
+        return ready > 0;
+    };
+    const auto mask_name = [](short bits) {
+        const auto mask = static_cast<std::uint16_t>(bits);
+        std::string name = epoll_mask_name(mask & event_bits);
+        if ((mask & POLLNVAL) != 0)
+            name = name == "0" ? "NVAL" : name + "|NVAL";
+        return name;
+    };
+    const auto fields = [&](Trace::Line& l) {
+        std::string set = "[";
+        for (const pollfd& entry : fds) {
+            if (set.size() > 1)
+                set += ',';
+            set += "[" + std::to_string(entry.fd) + ",\"" + mask_name(entry.events) + "\",\"" +
+                   mask_name(entry.revents) + "\"]";
+        }
+        l.raw("fds", set + "]").field("timeout", timeout_ms);
+    };
+    if (fds.size() > static_cast<std::size_t>(options_.fd_limit))
+        return traced(world_, name_, "poll", FdResult::failure(EINVAL), fields);  // more than RLIMIT_NOFILE
+    if (!scan() && timeout_ms != 0 && !world_.running()) {
+        std::optional<Nanos> deadline;
+        if (timeout_ms > 0)
+            deadline = world_.now() + std::chrono::milliseconds(timeout_ms);
+        world_.advance_until(deadline, scan);
+        scan();
+    }
+    return traced(world_, name_, "poll", FdResult::success(ready), fields);
 }
 
 }  // namespace eagain::sim

@@ -68,6 +68,7 @@ public:
     FdResult epoll_create1(int flags) override;
     VoidResult epoll_ctl(int epoll_fd, int op, int fd, EpollEvent event) override;
     FdResult epoll_wait(int epoll_fd, std::span<EpollEvent> events, int timeout_ms) override;
+    FdResult poll(std::span<pollfd> fds, int timeout_ms) override;
     Nanos now() override;
 
 private:
@@ -95,6 +96,10 @@ private:
     void remove_item(EpollItem& item);
     std::size_t collect(EpollInstance& epoll, std::span<EpollEvent> events);
     bool epoll_ready(EpollInstance& epoll);
+    // What poll(2) reports for fd now, before masking: tcp_poll's mask for a
+    // socket, POLLIN for an epoll fd with events to report, POLLNVAL for a
+    // descriptor not open.
+    std::uint32_t poll_mask(int fd);
     // Linux blocks; here the network runs until ready() (outside
     // World::run_until only). False if it cannot become ready.
     bool block_until(const std::function<bool()>& ready);

@@ -191,6 +191,8 @@ TEST_CASE("add_rule rejects a fault Linux could not return from that call", "[fa
         {SysCall::send, FaultKind::econnrefused},
         {SysCall::accept4, FaultKind::short_transfer},
         {SysCall::connect, FaultKind::emfile},
+        {SysCall::poll, FaultKind::eagain},
+        {SysCall::poll, FaultKind::short_transfer},
     };
     for (const auto& [call, fault] : impossible) {
         INFO(eagain::to_string(call) << " " << eagain::to_string(fault));
@@ -213,7 +215,7 @@ TEST_CASE("add_rule accepts every fault Linux can return from that call", "[faul
         {SysCall::send, FaultKind::econnreset},     {SysCall::recv, FaultKind::econnreset},
         {SysCall::writev, FaultKind::epipe},        {SysCall::connect, FaultKind::econnrefused},
         {SysCall::connect, FaultKind::etimedout},   {SysCall::accept4, FaultKind::econnaborted},
-        {SysCall::accept4, FaultKind::emfile},
+        {SysCall::accept4, FaultKind::emfile},      {SysCall::poll, FaultKind::eintr},
     };
     for (const auto& [call, fault] : possible) {
         INFO(eagain::to_string(call) << " " << eagain::to_string(fault));
@@ -989,6 +991,25 @@ TEST_CASE("EINTR on epoll_wait returns no events and leaves the readiness", "[fa
     REQUIRE(faulty.epoll_wait(epoll_fd, events, wait_ms).value == 1);
     CHECK(events[0] == EpollEvent{epoll_in, 3});
     REQUIRE(faulty.close(epoll_fd).ok());
+}
+
+TEST_CASE("EINTR on poll fills no revents, and the readiness is there on the next poll", "[faulty]") {
+    Loopback net;
+    FaultySys faulty(net.linux_sys, 1);
+    net.adopt(faulty);
+    FaultRule rule = rule_on(SysCall::poll, FaultKind::eintr);
+    rule.max_hits = 1;
+    REQUIRE(faulty.add_rule(rule) == RuleError::none);
+    net.deliver(net.client, net.server, iota_bytes(5));
+
+    std::array<pollfd, 1> set{{{net.server, POLLIN, 0x7f}}};
+    CHECK(faulty.poll(set, wait_ms).error == EINTR);
+    CHECK(set[0].revents == 0x7f);  // untouched: the call was not made
+    CHECK(faulty.calls(SysCall::poll) == 1);
+    const eagain::FdResult again = faulty.poll(set, wait_ms);
+    REQUIRE(again.ok());
+    CHECK(again.value == 1);
+    CHECK(set[0].revents == POLLIN);
 }
 
 TEST_CASE("EMFILE on accept4 leaves the connection queued and owes the listener's edge", "[faulty]") {

@@ -25,8 +25,10 @@
 // Locking: one mutex around FaultySys, released around every real call
 // (RealSys), so a blocked recv or epoll_wait holds up no other thread;
 // pthread_atfork takes it around fork so a child starts with it free.
-// poll/ppoll/select/pselect are level-triggered: a kernel's readiness is
-// all they need, so they pass straight through (counted as calls seen).
+// poll/ppoll/__poll_chk go through FaultySys when a TCP socket is in the
+// set, so a rule can interrupt the wait with EINTR; they are level-triggered,
+// so the kernel's readiness is all they need otherwise. select/pselect pass
+// straight through (counted as calls seen).
 #include "core/faulty_sys.h"
 #include "harness/scenario.h"
 #include "verify/real_sys.h"
@@ -36,9 +38,11 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cinttypes>
+#include <climits>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
@@ -292,6 +296,19 @@ int routed_epoll_wait(int epoll_fd, epoll_event* events, int max_events, int tim
         events[i].data.u64 = event.data;
     }
     return n;
+}
+
+bool polls_tcp(const pollfd* fds, nfds_t count) noexcept {
+    if (!routing() || fds == nullptr)
+        return false;
+    for (nfds_t i = 0; i < count; ++i)
+        if (fds[i].fd >= 0 && kind_of(fds[i].fd) == FdKind::tcp)
+            return true;
+    return false;
+}
+
+int routed_poll(pollfd* fds, nfds_t count, int timeout_ms, const PendingCall& call) {
+    return through_faulty(call, [&](FaultySys& sys) { return sys.poll(std::span<pollfd>(fds, count), timeout_ms); });
 }
 
 // --- loading ----------------------------------------------------------------------
@@ -626,20 +643,44 @@ int epoll_pwait(int epoll_fd, epoll_event* events, int max_events, int timeout_m
     return routed_epoll_wait(epoll_fd, events, max_events, timeout_ms, mask, true);
 }
 
+// glibc 2.36's <poll.h> declares the array of poll and ppoll write-only
+// (__attr_access write_only), which it is not: poll reads fd and events. gcc
+// then takes our reading of it for a read of uninitialised memory.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 int poll(pollfd* fds, nfds_t count, int timeout_ms) {
-    count_call();
-    return real_libc().poll(fds, count, timeout_ms);
+    if (!polls_tcp(fds, count)) {
+        count_call();
+        return real_libc().poll(fds, count, timeout_ms);
+    }
+    return routed_poll(fds, count, timeout_ms, PendingCall{});
 }
 
 int __poll_chk(pollfd* fds, nfds_t count, int timeout_ms, size_t fds_length) {
-    count_call();
-    return real_libc().poll_chk(fds, count, timeout_ms, fds_length);
+    if (!polls_tcp(fds, count)) {
+        count_call();
+        return real_libc().poll_chk(fds, count, timeout_ms, fds_length);
+    }
+    PendingCall call;
+    call.original = Original::poll_chk;
+    call.poll_fds_length = fds_length;
+    return routed_poll(fds, count, timeout_ms, call);
 }
 
 int ppoll(pollfd* fds, nfds_t count, const timespec* timeout, const sigset_t* mask) {
-    count_call();
-    return real_libc().ppoll(fds, count, timeout, mask);
+    if (!polls_tcp(fds, count)) {
+        count_call();
+        return real_libc().ppoll(fds, count, timeout, mask);
+    }
+    PendingCall call;
+    call.original = Original::ppoll;
+    call.poll_timeout = timeout;  // RealSys passes the program's own timeout and mask
+    call.sigmask = mask;
+    const int timeout_ms = timeout == nullptr ? -1 : static_cast<int>(std::min<long long>(
+        INT_MAX, static_cast<long long>(timeout->tv_sec) * 1000 + (timeout->tv_nsec + 999'999) / 1'000'000));
+    return routed_poll(fds, count, timeout_ms, call);
 }
+#pragma GCC diagnostic pop
 
 int select(int count, fd_set* read_fds, fd_set* write_fds, fd_set* error_fds, timeval* timeout) {
     count_call();

@@ -274,6 +274,19 @@ FdResult RealSys::epoll_wait(int epoll_fd, std::span<EpollEvent> events, int tim
     return FdResult::success(n);
 }
 
+FdResult RealSys::poll(std::span<pollfd> fds, int timeout_ms) {
+    const PendingCall& call = t_pending;
+    const auto count = static_cast<nfds_t>(fds.size());
+    const int n = unlocked([&] {
+        if (call.original == Original::ppoll)
+            return real_libc().ppoll(fds.data(), count, call.poll_timeout, call.sigmask);
+        if (call.original == Original::poll_chk)
+            return real_libc().poll_chk(fds.data(), count, timeout_ms, call.poll_fds_length);
+        return real_libc().poll(fds.data(), count, timeout_ms);
+    });
+    return n == -1 ? FdResult::failure(errno) : FdResult::success(n);
+}
+
 Nanos RealSys::now() {
     timespec ts{};
     ::clock_gettime(CLOCK_MONOTONIC, &ts);

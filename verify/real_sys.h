@@ -69,7 +69,7 @@ const RealLibc& real_libc() noexcept;
 
 // The libc call the program made, when it is not the Sys call of the same
 // name FaultySys passes down.
-enum class Original : unsigned char { same, accept, read, write, sendto, recvfrom, recvmsg, sendmsg, epoll_create, epoll_pwait };
+enum class Original : unsigned char { same, accept, read, write, sendto, recvfrom, recvmsg, sendmsg, epoll_create, epoll_pwait, ppoll, poll_chk };
 
 struct PendingCall {
     Original original = Original::same;
@@ -82,7 +82,9 @@ struct PendingCall {
     int receive_flags = 0;                 // recvmsg with several iovecs (readv takes no flags)
     epoll_event* ctl_event = nullptr;      // epoll_ctl: the program's own pointer
     epoll_event* wait_events = nullptr;    // epoll_wait: the program's array, used as the kernel's buffer
-    const sigset_t* sigmask = nullptr;     // epoll_pwait
+    const sigset_t* sigmask = nullptr;     // epoll_pwait, ppoll
+    const timespec* poll_timeout = nullptr;  // ppoll: the program's own timeout
+    size_t poll_fds_length = 0;              // __poll_chk
     int epoll_size = 0;                    // epoll_create
 };
 // Set by the shim before each FaultySys call on this thread.
@@ -118,6 +120,7 @@ public:
     FdResult epoll_create1(int flags) override;
     VoidResult epoll_ctl(int epoll_fd, int op, int fd, EpollEvent event) override;
     FdResult epoll_wait(int epoll_fd, std::span<EpollEvent> events, int timeout_ms) override;
+    FdResult poll(std::span<pollfd> fds, int timeout_ms) override;
     Nanos now() override;
 };
 

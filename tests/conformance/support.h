@@ -1,6 +1,6 @@
 // Helpers for conformance tests, written against Sys& only.
 //
-// Waiting rule: a test waits only inside sys.epoll_wait with a bounded
+// Waiting rule: a test waits only inside sys.epoll_wait or sys.poll with a bounded
 // timeout (in the simulation that timeout advances virtual time). Nothing
 // here sleeps, reads a clock or loops without a bound, and every loop that
 // waits for the kernel has a maximum number of rounds.

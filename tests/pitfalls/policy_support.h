@@ -165,6 +165,7 @@ public:
     FdResult epoll_wait(int epoll_fd, std::span<EpollEvent> events, int timeout_ms) override {
         return inner_.epoll_wait(epoll_fd, events, timeout_ms);
     }
+    FdResult poll(std::span<pollfd> fds, int timeout_ms) override { return inner_.poll(fds, timeout_ms); }
     Nanos now() override { return inner_.now(); }
 
 private:

@@ -15,7 +15,10 @@
 //                                 makes its own and exits: "child 0" (killed by PID after 2 s)
 //   preload-probe fionbio         blocking accept, then ioctl(FIONBIO): "recv X"
 //   preload-probe dup             recv on a dup of a non-blocking socket: "recv X"
+//   preload-probe poll            poll, poll, ppoll on a readable socket beside a
+//                                 pipe: "poll X poll Y ppoll Z" (X: "ok N" or "EINTR")
 #include <fcntl.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -250,6 +253,24 @@ int dup_of_socket() {
     return 0;
 }
 
+std::string poll_outcome(int n) {
+    return n == -1 && errno == EINTR ? std::string("EINTR") : outcome(n);
+}
+
+int poll_socket_and_pipe() {
+    const Pair pair = loopback_pair();
+    int ends[2];
+    if (::pipe(ends) != 0 || ::send(pair.client, "1", 1, 0) != 1 || !readable(pair.server))
+        die("poll set-up");
+    pollfd set[2] = {{ends[0], POLLIN, 0}, {pair.server, POLLIN, 0}};
+    const std::string first = poll_outcome(::poll(set, 2, 1000));
+    const std::string second = poll_outcome(::poll(set, 2, 1000));
+    const timespec second_long{1, 0};
+    const std::string third = poll_outcome(::ppoll(set, 2, &second_long, nullptr));
+    std::printf("poll %s poll %s ppoll %s\n", first.c_str(), second.c_str(), third.c_str());
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -272,6 +293,9 @@ int main(int argc, char** argv) {
         return fionbio();
     if (mode == "dup")
         return dup_of_socket();
-    std::fprintf(stderr, "usage: preload-probe echo|et-eagain|epipe MODE|pipe|two-conns|blocked-thread|fork|fionbio|dup\n");
+    if (mode == "poll")
+        return poll_socket_and_pipe();
+    std::fprintf(stderr,
+                 "usage: preload-probe echo|et-eagain|epipe MODE|pipe|two-conns|blocked-thread|fork|fionbio|dup|poll\n");
     return 2;
 }

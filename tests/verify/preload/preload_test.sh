@@ -38,7 +38,7 @@ expect_out() {
 
 case "$case_name" in
     no-rules-same)
-        for mode in echo et-eagain pipe two-conns "epipe nosignal" blocked-thread fork fionbio dup; do
+        for mode in echo et-eagain pipe two-conns "epipe nosignal" blocked-thread fork fionbio dup poll; do
             plain=$(timeout -k 1 10 "$probe" $mode) || fail "$mode without the shim"
             run "# no rules" $mode
             expect_out "$plain"
@@ -50,6 +50,14 @@ case "$case_name" in
         expect_out "sent 3 peer 3"
         grep -q '"event":"fault","call":"send","fd":[0-9]*,"call_number":1,"fault":"short write 3 of 11 bytes"' \
             "$work/log" || fail "no fault line: $(cat "$work/log")"
+        ;;
+    poll-eintr)
+        # poll and ppoll on a set with a TCP socket go through the rules
+        # (both count as poll calls); the readiness is there after EINTR.
+        run "fault target poll call 1 -> EINTR
+fault target poll call 3 -> EINTR" poll
+        expect_out "poll EINTR poll ok 1 ppoll EINTR"
+        [ "$(grep -c '"event":"fault","call":"poll"' "$work/log")" -eq 2 ] || fail "fault lines: $(cat "$work/log")"
         ;;
     et-eagain-wakes)
         run "fault target recv call 1 -> EAGAIN" et-eagain
