@@ -25,6 +25,9 @@
 // Locking: one mutex around FaultySys, released around every real call
 // (RealSys), so a blocked recv or epoll_wait holds up no other thread;
 // pthread_atfork takes it around fork so a child starts with it free.
+// A transfer in a direction no rule names (no send/writev/sendmsg rule, or
+// no recv/readv rule) skips FaultySys and the lock: RealSys makes it
+// directly, which is most of a program's calls in most checks.
 // poll/ppoll/__poll_chk go through FaultySys when a TCP socket is in the
 // set, so a rule can interrupt the wait with EINTR; they are level-triggered,
 // so the kernel's readiness is all they need otherwise. select/pselect pass
@@ -66,7 +69,14 @@ alignas(FaultySys) unsigned char g_faulty_storage[sizeof(FaultySys)];
 FaultySys& faulty() noexcept {
     return *std::launder(reinterpret_cast<FaultySys*>(g_faulty_storage));
 }
+RealSys& real_sys() noexcept {
+    return *std::launder(reinterpret_cast<RealSys*>(g_real_storage));
+}
 std::atomic<std::uint64_t> g_socket_calls{0};
+// Whether some rule names a call that moves bytes in that direction (send,
+// writev, sendmsg; recv, readv). Set once at load, before g_ready.
+bool g_send_rules = false;
+bool g_receive_rules = false;
 int g_log_fd = -1;
 [[gnu::tls_model("initial-exec")]] thread_local bool t_injected_epipe = false;
 
@@ -204,6 +214,22 @@ auto through_faulty(const PendingCall& call, F f) {
     return routed.result(f(faulty()));
 }
 
+// A transfer no rule could touch (none names a call of its direction):
+// FaultySys would only count it, so RealSys makes it without the lock. Its
+// byte offsets matter only to rules of that direction, and it owes no edge.
+template <class F>
+auto through_faulty_if(bool ruled, const PendingCall& call, F f) {
+    if (ruled)
+        return through_faulty(call, f);
+    g_socket_calls.fetch_add(1, std::memory_order_relaxed);
+    t_injected_epipe = false;
+    const int saved_errno = errno;
+    pending_call() = call;
+    const SizeResult r = f(real_sys());
+    errno = r.ok() ? saved_errno : r.error;
+    return r.ok() ? static_cast<ssize_t>(r.value) : ssize_t{-1};
+}
+
 void learn_nonblocking(int fd) {
     if (!routing())
         return;
@@ -244,12 +270,13 @@ bool routable_iov(int count) noexcept {
 // --- the routed calls, shared by the symbols below -----------------------------
 
 ssize_t routed_receive(int fd, void* buffer, size_t length, int flags, PendingCall call) {
-    return through_faulty(call, [&](FaultySys& sys) { return sys.recv(fd, bytes(buffer, length), flags); });
+    return through_faulty_if(g_receive_rules, call,
+                             [&](Sys& sys) { return sys.recv(fd, bytes(buffer, length), flags); });
 }
 
 ssize_t routed_send(int fd, const void* data, size_t length, int flags, PendingCall call) {
     const ssize_t rc =
-        through_faulty(call, [&](FaultySys& sys) { return sys.send(fd, bytes(data, length), flags); });
+        through_faulty_if(g_send_rules, call, [&](Sys& sys) { return sys.send(fd, bytes(data, length), flags); });
     return with_sigpipe(rc, fd, flags);
 }
 
@@ -380,6 +407,9 @@ __attribute__((constructor)) void load() {
     for (const FaultRule& rule : rules) {
         if (const RuleError error = sys->add_rule(rule); error != RuleError::none)
             refuse(std::string("a rule FaultySys refuses: ") + std::string(to_string(error)));
+        g_send_rules = g_send_rules || rule.call == SysCall::send || rule.call == SysCall::writev ||
+                       rule.call == SysCall::sendmsg;
+        g_receive_rules = g_receive_rules || rule.call == SysCall::recv || rule.call == SysCall::readv;
     }
     sys->set_observer(log_fault);
     ::pthread_atfork(lock_for_fork, unlock_after_fork, unlock_after_fork);
@@ -491,14 +521,15 @@ ssize_t readv(int fd, const iovec* buffers, int count) {
     if (!routed_fd(fd) || !routable_iov(count))
         return real_libc().readv(fd, buffers, count);
     const std::span<const iovec> all(buffers, static_cast<std::size_t>(count));
-    return through_faulty(PendingCall{}, [&](FaultySys& sys) { return sys.readv(fd, all); });
+    return through_faulty_if(g_receive_rules, PendingCall{}, [&](Sys& sys) { return sys.readv(fd, all); });
 }
 
 ssize_t writev(int fd, const iovec* buffers, int count) {
     if (!routed_fd(fd) || !routable_iov(count))
         return real_libc().writev(fd, buffers, count);
     const std::span<const iovec> all(buffers, static_cast<std::size_t>(count));
-    return with_sigpipe(through_faulty(PendingCall{}, [&](FaultySys& sys) { return sys.writev(fd, all); }), fd, 0);
+    return with_sigpipe(through_faulty_if(g_send_rules, PendingCall{}, [&](Sys& sys) { return sys.writev(fd, all); }),
+                        fd, 0);
 }
 
 ssize_t send(int fd, const void* data, size_t length, int flags) {
@@ -522,7 +553,8 @@ ssize_t sendmsg(int fd, const msghdr* message, int flags) {
     PendingCall call{Original::sendmsg};
     call.send_message = message;
     const std::span<const iovec> all(message->msg_iov, message->msg_iovlen);
-    return with_sigpipe(through_faulty(call, [&](FaultySys& sys) { return sys.sendmsg(fd, all, flags); }), fd, flags);
+    return with_sigpipe(through_faulty_if(g_send_rules, call, [&](Sys& sys) { return sys.sendmsg(fd, all, flags); }),
+                        fd, flags);
 }
 
 ssize_t recv(int fd, void* buffer, size_t length, int flags) {
@@ -562,7 +594,7 @@ ssize_t recvmsg(int fd, msghdr* message, int flags) {
     if (message->msg_iovlen == 1)
         return routed_receive(fd, message->msg_iov[0].iov_base, message->msg_iov[0].iov_len, flags, call);
     const std::span<const iovec> all(message->msg_iov, message->msg_iovlen);
-    return through_faulty(call, [&](FaultySys& sys) { return sys.readv(fd, all); });
+    return through_faulty_if(g_receive_rules, call, [&](Sys& sys) { return sys.readv(fd, all); });
 }
 
 int fcntl(int fd, int command, ...) {
