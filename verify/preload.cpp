@@ -677,9 +677,12 @@ int epoll_pwait(int epoll_fd, epoll_event* events, int max_events, int timeout_m
 
 // glibc 2.36's <poll.h> declares the array of poll and ppoll write-only
 // (__attr_access write_only), which it is not: poll reads fd and events. gcc
-// then takes our reading of it for a read of uninitialised memory.
+// then takes our reading of it for a read of uninitialised memory. (clang has
+// no such warning and would reject the pragma under -Werror.)
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 int poll(pollfd* fds, nfds_t count, int timeout_ms) {
     if (!polls_tcp(fds, count)) {
         count_call();
@@ -712,7 +715,9 @@ int ppoll(pollfd* fds, nfds_t count, const timespec* timeout, const sigset_t* ma
         INT_MAX, static_cast<long long>(timeout->tv_sec) * 1000 + (timeout->tv_nsec + 999'999) / 1'000'000));
     return routed_poll(fds, count, timeout_ms, call);
 }
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 
 int select(int count, fd_set* read_fds, fd_set* write_fds, fd_set* error_fds, timeval* timeout) {
     count_call();
